@@ -1,0 +1,1 @@
+"""Model deployments: config, engines, and the Ray Serve deployment that wraps vLLM."""

