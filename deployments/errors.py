@@ -1,0 +1,51 @@
+"""Exceptions a model deployment raises for the ingress to turn into OpenAI errors.
+
+They cross Ray's handle (Ray re-raises them wrapped, keeping the class and message), so
+they carry only what the client may see: a message, the offending parameter and a status.
+"""
+
+from __future__ import annotations
+
+
+class ServeError(Exception):
+    """Base of the errors that reach the client with their own status and message."""
+
+    status_code: int = 500
+    error_type: str = "internal_server_error"
+
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+    def __reduce__(self):  # keep message/param/code when Ray pickles the exception
+        return (type(self), (self.message, self.param, self.code))
+
+
+class InvalidRequestError(ServeError):
+    """The request cannot be served as sent (400)."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+
+
+class UnprocessableMediaError(ServeError):
+    """Media were fetched but cannot be decoded or processed (422)."""
+
+    status_code = 422
+    error_type = "invalid_request_error"
+
+
+class ModelNotFoundError(ServeError):
+    """No deployment serves the requested model (404)."""
+
+    status_code = 404
+    error_type = "invalid_request_error"
+
+
+class EngineUnavailableError(ServeError):
+    """The engine is dead or overloaded; the client may retry (503)."""
+
+    status_code = 503
+    error_type = "service_unavailable"

@@ -1,0 +1,119 @@
+"""The model deployment: one replica = one engine serving one configured model.
+
+Sits at the end of the request path: the ingress sends a `GenerateCall` (Qwen-format
+messages with decoded images, plus vLLM's validated request); this class renders the
+chat template, builds vLLM `SamplingParams` exactly as `vllm serve` does, and streams
+`Delta` batches back. It is a plain class so unit tests can run it without Ray; `build_app`
+turns it into a Serve deployment per model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import warnings
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from vllm import SamplingParams
+
+from deployments.chat_template import ChatRenderer
+from deployments.config import ModelConfig
+from deployments.engine import Engine, EnginePrompt
+from deployments.errors import InvalidRequestError, ServeError
+from deployments.protocol import Delta, GenerateCall, ModelInfo
+from deployments.sources import resolve_model_path
+
+logger = logging.getLogger("ray.serve")
+
+EngineFactory = Callable[[ModelConfig, Path], Engine]
+
+
+def _default_engine_factory(config: ModelConfig, path: Path) -> Engine:
+    from deployments.vllm_engine import VLLMEngine
+
+    return VLLMEngine(config, path)
+
+
+class ModelServer:
+    """Serves one model: chat template, sampling parameters, engine stream."""
+
+    async def __init__(
+        self, config: ModelConfig | dict[str, Any], engine_factory: EngineFactory | None = None
+    ) -> None:
+        self.config = ModelConfig.model_validate(config)
+        # The replica is a process of its own: the engine (and the engine-core process it
+        # spawns) read VLLM_* settings from the environment.
+        os.environ.update(self.config.engine_env)
+        path = await asyncio.to_thread(resolve_model_path, self.config)
+        self._renderer = await asyncio.to_thread(ChatRenderer.from_pretrained, path, self.config)
+        self._engine = (engine_factory or _default_engine_factory)(self.config, path)
+        await self._engine.start()
+        self._created = int(time.time())
+        logger.info("Model %s ready from %s", self.config.name, path)
+
+    async def info(self) -> ModelInfo:
+        """Name, family and limits; answering at all proves the replica is up."""
+        return ModelInfo(
+            name=self.config.name,
+            family=self.config.family,
+            max_model_len=self._engine.max_model_len,
+            created=self._created,
+        )
+
+    async def check_health(self) -> None:
+        """Ray Serve's health hook: a dead engine makes the replica unhealthy."""
+        await self._engine.check_health()
+
+    async def chat(self, call: GenerateCall) -> AsyncIterator[list[Delta]]:
+        """Stream the deltas of one chat completion (all choices interleaved)."""
+        prompt = self._engine_prompt(call)
+        params = self._sampling_params(call)
+        stream = self._engine.generate(prompt, params, call.request_id)
+        try:
+            async for deltas in stream:
+                yield deltas
+        except asyncio.CancelledError:
+            # The caller went away (client disconnect): free the engine's slot now.
+            await self._engine.abort(call.request_id)
+            raise
+        except ServeError:
+            raise
+        except ValueError as exc:  # vLLM rejects inputs it cannot serve with ValueError
+            raise InvalidRequestError(str(exc)) from None
+
+    def _engine_prompt(self, call: GenerateCall) -> EnginePrompt:
+        text = self._renderer.render(call.prompt.messages)
+        prompt: EnginePrompt = {"prompt": text}
+        if call.prompt.images:
+            prompt["multi_modal_data"] = {
+                "image": [Image.fromarray(image) for image in call.prompt.images]
+            }
+        return prompt
+
+    def _sampling_params(self, call: GenerateCall) -> SamplingParams:
+        request = call.request
+        with warnings.catch_warnings():  # `max_tokens` is deprecated, yet clients send it
+            warnings.simplefilter("ignore", DeprecationWarning)
+            requested = request.max_completion_tokens or request.max_tokens
+        # Like `vllm serve`: the request, else the checkpoint's default, else the context;
+        # the engine stops at max_model_len whatever the prompt's length.
+        max_tokens = (
+            requested
+            or self._engine.default_sampling_params.get("max_tokens")
+            or self._engine.max_model_len
+        )
+        try:
+            return request.to_sampling_params(max_tokens, self._engine.default_sampling_params)
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from None
+
+    def __del__(self) -> None:
+        """Serve calls this when the replica stops: release the engine's processes."""
+        engine = getattr(self, "_engine", None)
+        if engine is not None:
+            engine.shutdown()

@@ -1,0 +1,98 @@
+"""The production engine: vLLM's `AsyncLLM`, one per model replica.
+
+vLLM runs its engine core in a child process; this wrapper only translates between the
+engine protocol (deployments/engine.py) and vLLM's `RequestOutput` stream, which is asked
+for in DELTA mode so each step carries only new text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from vllm import SamplingParams
+from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.outputs import RequestOutput
+from vllm.sampling_params import RequestOutputKind
+from vllm.v1.engine.async_llm import AsyncLLM
+
+from deployments.config import ModelConfig
+from deployments.engine import EnginePrompt
+from deployments.errors import EngineUnavailableError
+from deployments.protocol import Delta
+
+logger = logging.getLogger(__name__)
+
+
+def engine_args_for(config: ModelConfig, model_path: Path) -> AsyncEngineArgs:
+    """vLLM engine arguments: the operator's, with the model path and served name filled in."""
+    kwargs: dict[str, Any] = dict(config.engine_args)
+    kwargs.setdefault("served_model_name", config.name)
+    kwargs.setdefault("disable_log_stats", False)
+    return AsyncEngineArgs(model=str(model_path), **kwargs)
+
+
+class VLLMEngine:
+    """Engine protocol implementation on vLLM's `AsyncLLM`."""
+
+    def __init__(self, config: ModelConfig, model_path: Path) -> None:
+        self._args = engine_args_for(config, model_path)
+        self._llm: AsyncLLM | None = None
+        self.max_model_len = 0
+        self.default_sampling_params: dict[str, Any] = {}
+
+    async def start(self) -> None:
+        self._llm = AsyncLLM.from_engine_args(self._args)
+        model_config = self._llm.model_config
+        self.max_model_len = model_config.max_model_len
+        # The checkpoint's generation_config.json defaults, as `vllm serve` applies them.
+        self.default_sampling_params = model_config.get_diff_sampling_param()
+
+    def _engine(self) -> AsyncLLM:
+        if self._llm is None:
+            raise EngineUnavailableError("The engine is not started.")
+        return self._llm
+
+    async def generate(
+        self, prompt: EnginePrompt, params: SamplingParams, request_id: str
+    ) -> AsyncIterator[list[Delta]]:
+        params.output_kind = RequestOutputKind.DELTA
+        completion_tokens: dict[int, int] = {}
+        prompt_tokens = 0
+        async for output in self._engine().generate(prompt, params, request_id):
+            prompt_tokens = _prompt_length(output) or prompt_tokens
+            deltas = []
+            for completion in output.outputs:
+                count = completion_tokens.get(completion.index, 0) + len(completion.token_ids)
+                completion_tokens[completion.index] = count
+                deltas.append(
+                    Delta(
+                        index=completion.index,
+                        text=completion.text,
+                        completion_tokens=count,
+                        prompt_tokens=prompt_tokens,
+                        finish_reason=completion.finish_reason,
+                        stop_reason=completion.stop_reason,
+                    )
+                )
+            if deltas:
+                yield deltas
+
+    async def abort(self, request_id: str) -> None:
+        if self._llm is not None:
+            await self._llm.abort(request_id)
+
+    async def check_health(self) -> None:
+        await self._engine().check_health()
+
+    def shutdown(self) -> None:
+        if self._llm is not None:
+            self._llm.shutdown()
+            self._llm = None
+
+
+def _prompt_length(output: RequestOutput) -> int:
+    """Prompt length as the engine counted it (placeholder tokens of images included)."""
+    return len(output.prompt_token_ids) if output.prompt_token_ids else 0

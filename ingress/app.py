@@ -1,0 +1,44 @@
+"""The Serve application: `build_app(args)` binds one deployment per model and the ingress.
+
+`serve run serve_config.cpu.yaml` calls `build_app` with the config's `args` block
+(validated as `deployments.config.AppConfig`). Each model becomes its own autoscalable
+deployment of `ModelServer`; the ingress gets a handle to each and owns the HTTP API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from deployments.config import AppConfig
+from deployments.server import ModelServer
+from ingress.api import create_api
+from ingress.router import ModelRouter, ServeModelClient
+
+
+@serve.ingress()
+class Ingress:
+    """The HTTP-facing deployment; its FastAPI app is built per replica from the config."""
+
+    def __init__(self, config: dict[str, Any], models: dict[str, DeploymentHandle]) -> None:
+        self._config = AppConfig.model_validate(config)
+        clients = {name: ServeModelClient(handle) for name, handle in models.items()}
+        self._router = ModelRouter.from_clients(self._config, clients)
+
+    def __serve_build_asgi_app__(self):  # noqa: ANN204 - Serve's late-bound ASGI hook
+        return create_api(self._config, self._router)
+
+
+def build_app(args: dict[str, Any]) -> serve.Application:
+    """Serve application builder named by `import_path: ingress.app:build_app`."""
+    config = AppConfig.model_validate(args)
+    models = {
+        model.name: serve.deployment(ModelServer)
+        .options(name=model.deployment_name, **model.deployment.serve_options())
+        .bind(model.model_dump())
+        for model in config.models
+    }
+    ingress = serve.deployment(Ingress).options(name="ingress", **config.ingress.deployment.serve_options())
+    return ingress.bind(config.model_dump(), models)

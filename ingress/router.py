@@ -1,0 +1,95 @@
+"""Route a request's `model` to the deployment that serves it.
+
+`ModelClient` is what the ingress needs from a model deployment; in production it wraps a
+Ray Serve `DeploymentHandle`, in unit tests an in-process `ModelServer` (no Ray). Readiness
+is remembered per model once its engine has answered, so `/v1/models` lists only models
+that can actually serve (Ray Serve LLM lists them tens of seconds before they answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from deployments.config import AppConfig, ModelConfig
+from deployments.errors import ModelNotFoundError
+from deployments.protocol import Delta, GenerateCall, ModelInfo
+
+
+class ModelClient(Protocol):
+    """Calls into one model deployment."""
+
+    def chat(self, call: GenerateCall) -> AsyncIterator[list[Delta]]: ...
+
+    async def info(self) -> ModelInfo: ...
+
+    async def check_health(self) -> None: ...
+
+
+class ServeModelClient:
+    """`ModelClient` over a Ray Serve deployment handle."""
+
+    def __init__(self, handle) -> None:  # noqa: ANN001 - ray.serve.handle.DeploymentHandle
+        self._handle = handle
+
+    def chat(self, call: GenerateCall) -> AsyncIterator[list[Delta]]:
+        return self._handle.options(method_name="chat", stream=True).remote(call)
+
+    async def info(self) -> ModelInfo:
+        return await self._handle.info.remote()
+
+    async def check_health(self) -> None:
+        await self._handle.check_health.remote()
+
+
+@dataclass
+class Route:
+    """One served model: its config, its client, and whether it has answered yet."""
+
+    config: ModelConfig
+    client: ModelClient
+    info: ModelInfo | None = None
+
+
+@dataclass
+class ModelRouter:
+    """Model name -> route; the default model serves requests that name none."""
+
+    routes: dict[str, Route]
+    default_model: str
+
+    @classmethod
+    def from_clients(cls, config: AppConfig, clients: dict[str, ModelClient]) -> ModelRouter:
+        routes = {m.name: Route(m, clients[m.name]) for m in config.models}
+        return cls(routes=routes, default_model=config.default_model_name)
+
+    def route_to_model(self, model: str | None) -> Route:
+        """The route for `model` (the default when empty); 404 for unknown names."""
+        name = model or self.default_model
+        route = self.routes.get(name)
+        if route is None:
+            raise ModelNotFoundError(
+                f"The model `{name}` does not exist.", param="model", code="model_not_found"
+            )
+        return route
+
+    async def probe(self, timeout_s: float) -> dict[str, bool]:
+        """Ask every model's engine whether it can answer; remember the ones that did."""
+
+        async def one(route: Route) -> bool:
+            try:
+                await asyncio.wait_for(route.client.check_health(), timeout_s)
+                if route.info is None:
+                    route.info = await asyncio.wait_for(route.client.info(), timeout_s)
+                return True
+            except Exception:
+                return False
+
+        results = await asyncio.gather(*(one(r) for r in self.routes.values()))
+        return dict(zip(self.routes, results))
+
+    def ready_models(self) -> list[ModelInfo]:
+        """Models whose engine has answered at least once."""
+        return [r.info for r in self.routes.values() if r.info is not None]

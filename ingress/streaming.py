@@ -1,0 +1,65 @@
+"""Server-sent events for streamed completions.
+
+Framing follows OpenAI: every event is `data: <json>\n\n`; an error after the stream has
+started is one `data: {"error": ...}` event; `data: [DONE]` always ends the stream. When
+the client goes away, the model deployment's stream is cancelled so the engine aborts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pydantic import BaseModel
+
+from deployments.protocol import Delta
+from ingress.errors import as_serve_error, error_body
+from ingress.responses import ChatAccumulator, ChunkFactory
+
+DONE_EVENT = "data: [DONE]\n\n"
+
+
+def sse_event(payload: BaseModel | dict[str, Any]) -> str:
+    """One SSE `data:` event holding a JSON object."""
+    if isinstance(payload, BaseModel):
+        body = payload.model_dump_json(exclude_unset=True)
+    else:
+        body = json.dumps(payload, separators=(",", ":"))
+    return f"data: {body}\n\n"
+
+
+async def prepend(first: list[Delta], rest: AsyncIterator[list[Delta]]) -> AsyncIterator[list[Delta]]:
+    """Yield an already-received batch, then the remainder of the stream."""
+    yield first
+    async for batch in rest:
+        yield batch
+
+
+async def chat_events(
+    stream: AsyncIterator[list[Delta]], chunks: ChunkFactory, source: Any = None
+) -> AsyncIterator[str]:
+    """Chat completion chunks as SSE; `source` is cancelled if the client leaves early."""
+    accumulator = ChatAccumulator()
+    started: set[int] = set()
+    finished = False
+    try:
+        async for batch in stream:
+            for delta in batch:
+                if delta.index not in started:
+                    started.add(delta.index)
+                    yield sse_event(chunks.role(delta.index))
+                accumulator.add(delta)
+                if delta.text or delta.finish_reason:
+                    yield sse_event(chunks.content(delta))
+        if chunks.include_usage:
+            yield sse_event(chunks.usage(accumulator.usage()))
+        finished = True
+    except Exception as exc:  # after the headers went out, errors travel in-band
+        error = as_serve_error(exc)
+        yield sse_event(error_body(error.message, error.error_type, error.param, error.code))
+        finished = True
+    finally:
+        if not finished and source is not None and hasattr(source, "cancel"):
+            source.cancel()
+    yield DONE_EVENT

@@ -1,0 +1,79 @@
+"""End-to-end fixtures: the real Serve application from serve_config.cpu.yaml, started once.
+
+Real Ray Serve, the real vLLM CPU engine on both tiny models, reached over loopback HTTP by
+the official `openai` client. Starting takes about a minute on two cores, so the app is
+shared by the whole test session.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT_S = 600
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_app_args() -> dict:
+    """The `args` block of the embedded default config, as `serve run` would pass it."""
+    config = yaml.safe_load((ROOT / "serve_config.cpu.yaml").read_text())
+    return config["applications"][0]["args"]
+
+
+@pytest.fixture(scope="session")
+def serve_url(tiny_cache) -> Iterator[str]:
+    """Base URL of the running application; tears Ray down after the session."""
+    import ray
+    from ray import serve
+
+    from ingress.app import build_app
+
+    port = _free_port()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(build_app(cpu_app_args()), name="qwen-vl", route_prefix="/", blocking=False)
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url)
+        yield url
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def _wait_healthy(url: str) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(f"{url}/health", timeout=10)
+            if response.status_code == 200:
+                return
+            last = f"{response.status_code} {response.text[:200]}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(2)
+    raise TimeoutError(f"the app did not become healthy in {STARTUP_TIMEOUT_S}s: {last}")
+
+
+@pytest.fixture(scope="session")
+def client(serve_url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{serve_url}/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def async_client(serve_url: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=f"{serve_url}/v1", api_key="unused", max_retries=0, timeout=120)

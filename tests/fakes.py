@@ -1,0 +1,101 @@
+"""Fakes for unit tests only: a deterministic engine and an in-process model client.
+
+`FakeEngine` implements the engine protocol without vLLM's engine core: it "generates"
+`word0 word1 ...` (a fixed word count, cut by max_tokens) and counts prompt tokens as
+whitespace-separated words plus a fixed 4 tokens per image. `LocalModelClient` calls a
+`ModelServer` in this process instead of through a Ray Serve handle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from vllm import SamplingParams
+
+from deployments.config import ModelConfig
+from deployments.engine import EnginePrompt
+from deployments.protocol import Delta, GenerateCall, ModelInfo
+from deployments.server import ModelServer
+
+FAKE_WORDS_PER_ANSWER = 5
+FAKE_TOKENS_PER_IMAGE = 4
+
+
+class FakeEngine:
+    """Deterministic stand-in for VLLMEngine (unit tests only)."""
+
+    def __init__(self, config: ModelConfig, model_path: Path) -> None:
+        self.config = config
+        self.max_model_len = 4096
+        self.default_sampling_params: dict[str, Any] = {}
+        self.started = False
+        self.healthy = True
+        self.aborted: list[str] = []
+        self.prompts: list[EnginePrompt] = []
+        self.params: list[SamplingParams] = []
+        self.step_delay_s = 0.0
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def generate(
+        self, prompt: EnginePrompt, params: SamplingParams, request_id: str
+    ) -> AsyncIterator[list[Delta]]:
+        self.prompts.append(prompt)
+        self.params.append(params)
+        images = len(prompt.get("multi_modal_data", {}).get("image", []))
+        prompt_tokens = len(prompt["prompt"].split()) + FAKE_TOKENS_PER_IMAGE * images
+        limit = min(FAKE_WORDS_PER_ANSWER, params.max_tokens or FAKE_WORDS_PER_ANSWER)
+        for step in range(limit):
+            if self.step_delay_s:
+                await asyncio.sleep(self.step_delay_s)
+            last = step == limit - 1
+            finish = None
+            if last:
+                finish = "stop" if limit == FAKE_WORDS_PER_ANSWER else "length"
+            yield [
+                Delta(
+                    index=i,
+                    text=f"word{step} ",
+                    completion_tokens=step + 1,
+                    prompt_tokens=prompt_tokens,
+                    finish_reason=finish,
+                )
+                for i in range(params.n)
+            ]
+
+    async def abort(self, request_id: str) -> None:
+        self.aborted.append(request_id)
+
+    async def check_health(self) -> None:
+        if not self.healthy:
+            raise RuntimeError("fake engine marked unhealthy")
+
+    def shutdown(self) -> None:
+        self.started = False
+
+
+async def start_fake_server(config: ModelConfig) -> ModelServer:
+    """A ModelServer over a FakeEngine, constructed as Serve would (async __init__)."""
+    server = ModelServer.__new__(ModelServer)
+    await server.__init__(config, engine_factory=FakeEngine)
+    return server
+
+
+class LocalModelClient:
+    """ModelClient calling a ModelServer in this process (no Ray)."""
+
+    def __init__(self, server: ModelServer) -> None:
+        self.server = server
+
+    def chat(self, call: GenerateCall) -> AsyncIterator[list[Delta]]:
+        return self.server.chat(call)
+
+    async def info(self) -> ModelInfo:
+        return await self.server.info()
+
+    async def check_health(self) -> None:
+        await self.server.check_health()

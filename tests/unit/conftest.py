@@ -1,0 +1,60 @@
+"""Unit-test fixtures: the real ingress API over fake engines, driven in process.
+
+The FastAPI app, the router, the model servers and the chat templates are the real ones;
+only the engine is fake (tests/fakes.py) and the handle is an in-process call, so these
+tests run in seconds without Ray or vLLM's engine core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import openai
+import pytest
+
+from deployments.config import AppConfig
+from ingress.api import create_api
+from ingress.router import ModelRouter
+from tests.fakes import LocalModelClient, start_fake_server
+
+BASE_URL = "http://ingress.test"
+
+
+def unit_config() -> AppConfig:
+    return AppConfig.model_validate(
+        {
+            "default_model": "tiny-qwen2-vl",
+            "ingress": {"max_body_bytes": 200_000},
+            "models": [
+                {"name": "tiny-qwen2-vl", "family": "qwen2-vl", "source": "tiny://qwen2-vl"},
+                {"name": "tiny-qwen2.5-vl", "family": "qwen2.5-vl", "source": "tiny://qwen2.5-vl"},
+                {"name": "tiny-qwen2", "family": "qwen2", "source": "tiny://qwen2"},
+            ],
+        }
+    )
+
+
+@pytest.fixture
+async def servers(tiny_cache):
+    config = unit_config()
+    return {m.name: await start_fake_server(m) for m in config.models}
+
+
+@pytest.fixture
+def router(servers) -> ModelRouter:
+    config = unit_config()
+    return ModelRouter.from_clients(config, {n: LocalModelClient(s) for n, s in servers.items()})
+
+
+@pytest.fixture
+async def http(router) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_api(unit_config(), router)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
+        yield client
+
+
+@pytest.fixture
+async def client(http: httpx.AsyncClient) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=f"{BASE_URL}/v1", api_key="unused", http_client=http, max_retries=0)
