@@ -70,6 +70,15 @@ class ModelConfig(_Strict):
         description="Environment variables set in the replica before the engine starts (VLLM_*).",
     )
     deployment: DeploymentOptions = Field(default_factory=DeploymentOptions)
+    stream_batch_interval_s: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description=(
+            "Streaming: after the first delta, merge engine deltas arriving within this "
+            "interval into one item across the Serve handle (0 = one item per engine step)."
+        ),
+    )
 
     @property
     def accepts_images(self) -> bool:

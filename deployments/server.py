@@ -21,6 +21,7 @@ from typing import Any
 from PIL import Image
 from vllm import SamplingParams
 
+from deployments.batching import coalesce
 from deployments.chat_template import ChatRenderer
 from deployments.config import ModelConfig
 from deployments.engine import Engine, EnginePrompt
@@ -73,7 +74,10 @@ class ModelServer:
         """Stream the deltas of one chat completion (all choices interleaved)."""
         prompt = self._engine_prompt(call)
         params = self._sampling_params(call)
-        stream = self._engine.generate(prompt, params, call.request_id)
+        stream = coalesce(
+            self._engine.generate(prompt, params, call.request_id),
+            self.config.stream_batch_interval_s,
+        )
         try:
             async for deltas in stream:
                 yield deltas
