@@ -32,8 +32,15 @@ def merge_deltas(batches: list[list[Delta]]) -> list[Delta]:
                     text=previous.text + delta.text,
                     finish_reason=delta.finish_reason or previous.finish_reason,
                     stop_reason=delta.stop_reason if delta.stop_reason is not None else previous.stop_reason,
+                    logprobs=_joined(previous.logprobs, delta.logprobs),
                 )
     return [merged[index] for index in sorted(merged)]
+
+
+def _joined(first: list | None, second: list | None) -> list | None:
+    if first is None:
+        return second
+    return first + (second or [])
 
 
 async def coalesce(source: AsyncIterator[list[Delta]], interval_s: float) -> AsyncIterator[list[Delta]]:

@@ -6,10 +6,12 @@ models, so the serving code is exercised against the real prompt formats offline
 - `QWEN2_VL_TEMPLATE`: Qwen2-VL-Instruct's template, verbatim (image/video parts become
   `<|vision_start|><|image_pad|><|vision_end|>` / `...<|video_pad|>...`; "Picture N: " and
   "Video N: " only with `add_vision_id`; default system prompt "You are a helpful assistant.").
-- `QWEN2_5_TEMPLATE`: Qwen2.5-Instruct's template, verbatim (hermes-style `tools` section and
-  `<tool_call>` JSON blocks, `tool` messages as `<tool_response>`).
+- `QWEN2_5_TEMPLATE`: Qwen2.5-Instruct's template (same output; hermes-style `tools` section,
+  `<tool_call>` JSON blocks, `tool` messages as `<tool_response>`, default system prompt
+  "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.").
 - `QWEN2_5_VL_TEMPLATE`: the two combined: Qwen2.5-Instruct's structure and tools section, with
-  Qwen2-VL's vision parts and default system prompt.
+  Qwen2-VL's vision parts and default system prompt. Every message's content may be a string
+  or a list of parts (vLLM passes lists to templates that loop over content).
 """
 
 from __future__ import annotations
@@ -86,8 +88,7 @@ _QWEN2_5_BODY = (
     '        {%- if (loop.index0 == 0) or (messages[loop.index0 - 1].role != "tool") %}\n'
     "            {{- '<|im_start|>user' }}\n"
     "        {%- endif %}\n"
-    "        {{- '\\n<tool_response>\\n' }}\n"
-    "        {{- message.content }}\n"
+    "        {{- '\\n<tool_response>\\n' }}__CONTENT__\n"
     "        {{- '\\n</tool_response>' }}\n"
     '        {%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}\n'
     "            {{- '<|im_end|>\\n' }}\n"
@@ -99,9 +100,11 @@ _QWEN2_5_BODY = (
     "{%- endif %}\n"
 )
 
+QWEN2_5_DEFAULT_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+
 QWEN2_5_TEMPLATE = (
     _QWEN2_5_BODY.replace("__SYSTEM_CONTENT__", "messages[0]['content']")
-    .replace("__DEFAULT_SYSTEM__", "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.")
+    .replace("__DEFAULT_SYSTEM__", QWEN2_5_DEFAULT_SYSTEM)
     .replace("__CONTENT__", "{{- message.content }}")
 )
 

@@ -48,6 +48,28 @@ class DeploymentOptions(_Strict):
         return self.model_dump(exclude_none=True, exclude_defaults=True)
 
 
+class MediaDefaults(_Strict):
+    """Per-model defaults of Qwen's resizing and frame sampling (qwen-vl-utils' keys).
+
+    A content part's own value wins, then the request's `mm_processor_kwargs`, then these,
+    then qwen-vl-utils' constants (images 4..16384 tokens of 28x28; video frames 128..768).
+    """
+
+    min_pixels: int | None = Field(default=None, ge=1, description="Images: smallest resized area, in pixels.")
+    max_pixels: int | None = Field(default=None, ge=1, description="Images: largest resized area, in pixels.")
+    video_min_pixels: int | None = Field(
+        default=None, ge=1, description="Video frames: smallest resized area per frame, in pixels."
+    )
+    video_max_pixels: int | None = Field(
+        default=None, ge=1, description="Video frames: largest resized area per frame, in pixels."
+    )
+    video_total_pixels: int | None = Field(
+        default=None, ge=1, description="Video: pixel budget over all sampled frames (qwen-vl-utils `total_pixels`)."
+    )
+    fps: float | None = Field(default=None, gt=0, description="Video: frames sampled per second (default 2).")
+    max_frames: int | None = Field(default=None, ge=2, description="Video: most frames sampled (default 768).")
+
+
 class ModelConfig(_Strict):
     """One served model: one Ray Serve deployment wrapping one vLLM engine per replica."""
 
@@ -70,6 +92,10 @@ class ModelConfig(_Strict):
         description="Environment variables set in the replica before the engine starts (VLLM_*).",
     )
     deployment: DeploymentOptions = Field(default_factory=DeploymentOptions)
+    media: MediaDefaults = Field(
+        default_factory=MediaDefaults,
+        description="Defaults of image resizing and video frame sampling for this model.",
+    )
     stream_batch_interval_s: float = Field(
         default=0.02,
         ge=0,
@@ -92,6 +118,50 @@ class ModelConfig(_Strict):
         return f"model-{safe}"
 
 
+class MediaConfig(_Strict):
+    """How the ingress fetches and decodes media; safe by default (no private hosts, no files)."""
+
+    allow_private_hosts: bool | list[str] = Field(
+        default=False,
+        description=(
+            "Fetch from private, loopback, link-local and metadata addresses: true for all, or a "
+            "list of IP networks (e.g. ['10.0.0.0/8']) allowed; checked on the resolved IP of "
+            "every hop, redirects included."
+        ),
+    )
+    allowed_domains: list[str] | None = Field(
+        default=None,
+        description="If set, only these host names (and their subdomains) may be fetched.",
+    )
+    allowed_local_dirs: list[str] = Field(
+        default_factory=list,
+        description="Directories whose files may be named by `file://` URLs or plain paths (none by default).",
+    )
+    fetch_timeout_s: float = Field(default=10.0, gt=0, description="Time limit of one download, redirects included.")
+    max_redirects: int = Field(default=3, ge=0, le=20, description="Most redirects followed per download.")
+    max_image_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1, description="Largest image download, data URL or file, in bytes."
+    )
+    max_video_bytes: int = Field(
+        default=200 * 1024 * 1024, ge=1, description="Largest video download, data URL or file, in bytes."
+    )
+    max_image_pixels: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1,
+        description="Largest source image (or video frame) area, checked from the header before decoding.",
+    )
+    max_images_per_request: int = Field(default=16, ge=0, description="Most images in one request.")
+    max_videos_per_request: int = Field(default=2, ge=0, description="Most videos in one request.")
+    max_video_frames: int = Field(default=768, ge=2, description="Most frames sampled from one video.")
+    max_video_source_frames: int = Field(
+        default=100_000, ge=1, description="Most frames a source video may have (decoded to sample)."
+    )
+    max_video_duration_s: float = Field(default=3600.0, gt=0, description="Longest source video, in seconds.")
+    cache_max_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=0, description="Bytes of decoded media kept for reuse (0 = no cache)."
+    )
+
+
 class IngressConfig(_Strict):
     """Options of the HTTP ingress deployment."""
 
@@ -101,6 +171,7 @@ class IngressConfig(_Strict):
     health_timeout_s: float = Field(
         default=5.0, gt=0, description="How long /health waits for each model's engine."
     )
+    media: MediaConfig = Field(default_factory=MediaConfig, description="Media fetching and decoding.")
     deployment: DeploymentOptions = Field(default_factory=DeploymentOptions)
 
 

@@ -44,5 +44,8 @@ class Engine(Protocol):
     async def check_health(self) -> None:
         """Raise if the engine can no longer serve."""
 
+    def num_unfinished_requests(self) -> int:
+        """Requests the engine still holds (running or waiting)."""
+
     def shutdown(self) -> None:
         """Release the engine's processes and memory."""

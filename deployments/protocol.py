@@ -19,13 +19,19 @@ from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionReque
 class ChatPrompt:
     """A conversation in Qwen's message format, with its media already decoded.
 
-    `messages` holds Qwen-style content parts: `{"type": "text", "text": ...}` and
-    `{"type": "image"}` placeholders; the n-th image placeholder stands for `images[n]`
-    (an RGB `uint8` array of shape (height, width, 3)).
+    `messages` holds Qwen-style content parts: `{"type": "text", "text": ...}`,
+    `{"type": "image"}` and `{"type": "video"}` placeholders; the n-th image placeholder
+    stands for `images[n]` (an RGB `uint8` array of shape (height, width, 3)), the n-th
+    video placeholder for `videos[n]`: `(frames, metadata)`, frames an RGB `uint8` array of
+    shape (frames, height, width, 3), metadata the dict vLLM's Qwen processors read
+    (`fps`, `frames_indices`, `total_num_frames`, `duration`, `video_backend`,
+    `do_sample_frames`). Both are already resized (multiples of 28) and sampled by the
+    ingress, the way qwen-vl-utils does it; the model must not resize or resample them.
     """
 
     messages: list[dict[str, Any]]
     images: list[np.ndarray] = field(default_factory=list)
+    videos: list[tuple[np.ndarray, dict[str, Any]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class Delta:
     prompt_tokens: int
     finish_reason: str | None = None
     stop_reason: int | str | None = None
+    logprobs: list[dict[str, Any]] | None = None  # OpenAI ChatCompletionTokenLogprob dicts
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,10 @@ class ModelServer:
         """Ray Serve's health hook: a dead engine makes the replica unhealthy."""
         await self._engine.check_health()
 
+    async def unfinished_requests(self) -> int:
+        """Requests the engine still holds: 0 once every stream ended or was aborted."""
+        return self._engine.num_unfinished_requests()
+
     async def chat(self, call: GenerateCall) -> AsyncIterator[list[Delta]]:
         """Stream the deltas of one chat completion (all choices interleaved)."""
         prompt = self._engine_prompt(call)
@@ -93,9 +97,25 @@ class ModelServer:
     def _engine_prompt(self, call: GenerateCall) -> EnginePrompt:
         text = self._renderer.render(call.prompt.messages)
         prompt: EnginePrompt = {"prompt": text}
-        if call.prompt.images:
-            prompt["multi_modal_data"] = {
-                "image": [Image.fromarray(image) for image in call.prompt.images]
+        images, videos = call.prompt.images, call.prompt.videos
+        data: dict[str, Any] = {}
+        if images:
+            data["image"] = [Image.fromarray(image) for image in images]
+        if videos:
+            # (frames, metadata): Qwen2.5-VL needs the metadata (its fps sets the temporal
+            # positions); Qwen2-VL's parser drops it. Frames are already sampled.
+            data["video"] = [(frames, dict(metadata, do_sample_frames=False)) for frames, metadata in videos]
+        if data:
+            prompt["multi_modal_data"] = data
+            # The ingress already resized every image and frame to multiples of 28 the Qwen
+            # way; bracket the processor's min/max_pixels around the actual areas so its
+            # smart_resize keeps each size as it is (a no-op on multiples of 28 in range).
+            areas = [image.shape[0] * image.shape[1] for image in images]
+            areas += [frames.shape[1] * frames.shape[2] for frames, _ in videos]
+            prompt["mm_processor_kwargs"] = {
+                "min_pixels": min(areas),
+                "max_pixels": max(areas),
+                "do_sample_frames": False,
             }
         return prompt
 

@@ -15,9 +15,11 @@ A build is deterministic: the same family and seed give the same bytes.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ TINY_FAMILIES: tuple[str, ...] = ("qwen2-vl", "qwen2.5-vl", "qwen2")
 
 TINY_SCHEME = "tiny://"
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 """Part of the cache key: bump it whenever the builder's output changes, so stale caches
 are never reused."""
 
@@ -138,6 +140,8 @@ def resolve_tiny(uri: str, cache_dir: Path | None = None) -> Path:
         staging = Path(tempfile.mkdtemp(prefix=f".{family}-", dir=tiny_root))
         try:
             build_tiny_checkpoint(family, staging)
+            for path in (staging, *staging.iterdir()):  # mkdtemp makes 0700; share like a download
+                path.chmod(0o755 if path.is_dir() else 0o644)
             if target.exists():  # an incomplete leftover (no marker): replace it
                 shutil.rmtree(target)
             os.rename(staging, target)
@@ -161,22 +165,17 @@ def _check_family(family: str) -> None:
         raise ValueError(f"unknown tiny family {family!r}; valid: {', '.join(TINY_FAMILIES)}")
 
 
-class _seeded_torch:
-    """Seed torch for the build and restore the caller's RNG state afterwards."""
+@contextlib.contextmanager
+def _seeded_torch(seed: int) -> Iterator[None]:
+    """Seed torch for the build, then restore the caller's RNG state (no global side effect)."""
+    import torch
 
-    def __init__(self, seed: int) -> None:
-        self._seed = seed
-
-    def __enter__(self) -> None:
-        import torch
-
-        self._state = torch.random.get_rng_state()
-        torch.manual_seed(self._seed)
-
-    def __exit__(self, *exc: object) -> None:
-        import torch
-
-        torch.random.set_rng_state(self._state)
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.random.set_rng_state(state)
 
 
 def _build_tokenizer(family: str) -> Any:
@@ -351,7 +350,8 @@ def _model_class(family: str) -> type:
 
 
 def _build_generation_config(ids: dict[str, int]) -> Any:
-    """Only the stop ids, like the real ones; no sampling defaults, so requests decide."""
+    """The real stop ids. The real files also set sampling defaults (top_k=1, ...) that vLLM
+    would apply to every request; they are left out, so requests alone decide sampling."""
     from transformers import GenerationConfig
 
     return GenerationConfig(

@@ -14,9 +14,10 @@ from typing import Any
 
 from vllm import SamplingParams
 from vllm.engine.arg_utils import AsyncEngineArgs
-from vllm.outputs import RequestOutput
+from vllm.outputs import CompletionOutput, RequestOutput
 from vllm.sampling_params import RequestOutputKind
 from vllm.v1.engine.async_llm import AsyncLLM
+from vllm.v1.metrics.ray_wrappers import RayPrometheusStatLogger
 
 from deployments.config import ModelConfig
 from deployments.engine import EnginePrompt
@@ -44,7 +45,9 @@ class VLLMEngine:
         self.default_sampling_params: dict[str, Any] = {}
 
     async def start(self) -> None:
-        self._llm = AsyncLLM.from_engine_args(self._args)
+        # vLLM's `vllm:*` metrics through Ray's metrics export (as `ray_vllm_*`), in place of
+        # its own prometheus_client registry, which nothing scrapes inside a Serve replica.
+        self._llm = AsyncLLM.from_engine_args(self._args, stat_loggers=[RayPrometheusStatLogger])
         model_config = self._llm.model_config
         self.max_model_len = model_config.max_model_len
         # The checkpoint's generation_config.json defaults, as `vllm serve` applies them.
@@ -75,6 +78,7 @@ class VLLMEngine:
                         prompt_tokens=prompt_tokens,
                         finish_reason=completion.finish_reason,
                         stop_reason=completion.stop_reason,
+                        logprobs=_openai_logprobs(completion, params.logprobs),
                     )
                 )
             if deltas:
@@ -87,6 +91,9 @@ class VLLMEngine:
     async def check_health(self) -> None:
         await self._engine().check_health()
 
+    def num_unfinished_requests(self) -> int:
+        return self._llm.get_num_unfinished_requests() if self._llm is not None else 0
+
     def shutdown(self) -> None:
         if self._llm is not None:
             self._llm.shutdown()
@@ -96,3 +103,30 @@ class VLLMEngine:
 def _prompt_length(output: RequestOutput) -> int:
     """Prompt length as the engine counted it (placeholder tokens of images included)."""
     return len(output.prompt_token_ids) if output.prompt_token_ids else 0
+
+
+def _openai_logprobs(completion: CompletionOutput, top_n: int | None) -> list[dict[str, Any]] | None:
+    """vLLM's per-token logprob maps as OpenAI `ChatCompletionTokenLogprob` dicts."""
+    if top_n is None or completion.logprobs is None:
+        return None
+    entries = []
+    for token_id, step in zip(completion.token_ids, completion.logprobs):
+        chosen = step.get(token_id) if step else None
+        ranked = sorted(step.items(), key=lambda item: item[1].rank or 0) if step else []
+        entries.append(
+            {
+                **_token_entry(chosen.decoded_token if chosen else "", chosen.logprob if chosen else 0.0),
+                "top_logprobs": [
+                    _token_entry(lp.decoded_token or "", lp.logprob) for _, lp in ranked[:top_n]
+                ],
+            }
+        )
+    return entries
+
+
+def _token_entry(token: str, logprob: float) -> dict[str, Any]:
+    return {
+        "token": token,
+        "logprob": max(logprob, -9999.0),
+        "bytes": list(token.encode("utf-8", errors="replace")),
+    }

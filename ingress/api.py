@@ -16,8 +16,9 @@ from fastapi.responses import JSONResponse
 from deployments.config import AppConfig
 from deployments.errors import InvalidRequestError
 from ingress.chat_completions import create_chat_completion
-from ingress.errors import PayloadTooLargeError, install_error_handlers
-from ingress.media import MediaLimits
+from ingress.errors import PayloadTooLargeError, as_serve_error, install_error_handlers
+from ingress.media import MediaResolver
+from ingress.metrics import RequestTimer
 from ingress.router import ModelRouter
 
 _READY_PROBE_TIMEOUT_S = 0.5
@@ -51,13 +52,23 @@ def create_api(config: AppConfig, router: ModelRouter) -> FastAPI:
     """The OpenAI-compatible HTTP API over `router`."""
     app = FastAPI(title="qwen-vl-serve", summary="OpenAI-compatible API for Qwen-VL models")
     install_error_handlers(app)
-    limits = MediaLimits()
+    limits = MediaResolver(config.ingress.media)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         request_id = request_id_of(request)
-        body = await read_json_body(request, config.ingress.max_body_bytes)
-        return await create_chat_completion(body, request_id, router, limits)
+        timer = RequestTimer.start(config)
+        try:
+            body = await read_json_body(request, config.ingress.max_body_bytes)
+            timer.read(body)
+            response = await create_chat_completion(body, request_id, router, limits)
+        except Exception as exc:  # counted here, answered by ingress/errors.py's handlers
+            error = as_serve_error(exc)
+            timer.failed(error)
+            if error is exc:
+                raise
+            raise error from None
+        return timer.answered(response)
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from deployments.protocol import GenerateCall
-from ingress.media import MediaLimits
+from ingress.media import MediaResolver
 from ingress.messages import build_chat_prompt
 from ingress.protocol import for_engine, parse_chat_request
 from ingress.responses import ChatAccumulator, ChunkFactory, now
@@ -21,12 +21,12 @@ from ingress.streaming import chat_events, prepend
 
 
 async def create_chat_completion(
-    body: Any, request_id: str, router: ModelRouter, limits: MediaLimits
+    body: Any, request_id: str, router: ModelRouter, limits: MediaResolver
 ) -> JSONResponse | StreamingResponse:
     """Serve one chat completion request, streamed or whole."""
     request = parse_chat_request(body)
     route = router.route_to_model(request.model)
-    prompt = await build_chat_prompt(body["messages"], route.config.accepts_images, route.config.name, limits)
+    prompt = await build_chat_prompt(body["messages"], route.config, limits, request.mm_processor_kwargs)
     completion_id = f"chatcmpl-{request_id}"
     call = GenerateCall(request_id=completion_id, prompt=prompt, request=for_engine(request))
     headers = {"x-request-id": request_id}

@@ -1,88 +1,182 @@
-"""Media resolution on the ingress: turn an image reference into RGB pixels.
+"""Media resolution on the ingress: image and video references -> ready pixel arrays.
 
-Runs on the ingress (CPU) replicas so model replicas receive ready pixel arrays. Decoding
-happens in a worker thread, concurrently across the parts of a request, so the event loop
-keeps serving. This first version accepts base64 `data:` URLs; other schemes are refused
-with a 400 that names the content part.
+Runs on the ingress (CPU) replicas so model replicas receive images already resized the
+Qwen way and videos already sampled; vLLM is told not to resize or resample them again.
+Fetching is async (ingress/media_fetch.py: SSRF-safe http(s), data URLs, allowed local
+files); decoding and resizing run in worker threads, concurrently across the parts of a
+request, so the event loop keeps serving. Results are cached by URL or content hash.
+
+Resizing and sampling options are qwen-vl-utils' keys (`min_pixels`, `max_pixels`,
+`resized_height`, `resized_width`; for videos also `fps`, `nframes`, `min_frames`,
+`max_frames`, `video_start`, `video_end`, `total_pixels`). Precedence: the content part,
+then the request's `mm_processor_kwargs`, then the model's `media` config, then
+qwen-vl-utils' defaults.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import io
-from dataclasses import dataclass
+import hashlib
+from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
-from deployments.errors import InvalidRequestError, UnprocessableMediaError
+from deployments.config import MediaConfig, MediaDefaults
+from deployments.errors import InvalidRequestError
+from ingress.media_cache import MediaCache
+from ingress.media_fetch import MediaFetcher
+from ingress.media_image import prepare_image, sizing_from
+from ingress.media_video import VideoItem, decode_video, frames_video, open_frame
 
-
-@dataclass(frozen=True)
-class MediaLimits:
-    """Bounds on what one request may make the ingress decode."""
-
-    max_images: int = 16
-    max_data_url_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 64 * 1024 * 1024
-
-
-def _decode_data_url(url: str, param: str, limits: MediaLimits) -> bytes:
-    header, sep, payload = url.partition(",")
-    if not sep or not header.startswith("data:"):
-        raise InvalidRequestError("Malformed data URL: expected data:<mime>;base64,<data>", param)
-    if not header.endswith(";base64"):
-        raise InvalidRequestError("Only base64 data URLs are supported", param)
-    if len(payload) * 3 // 4 > limits.max_data_url_bytes:
-        raise InvalidRequestError(
-            f"Data URL larger than {limits.max_data_url_bytes} bytes", param, code="media_too_large"
-        )
-    try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequestError("Data URL is not valid base64", param) from None
+_INT_KEYS = ("min_pixels", "max_pixels", "resized_height", "resized_width")
+_VIDEO_INT_KEYS = ("nframes", "min_frames", "max_frames", "total_pixels")
+_VIDEO_FLOAT_KEYS = ("fps", "video_start", "video_end", "sample_fps", "raw_fps")
+IMAGE_KEYS = frozenset(_INT_KEYS)
+VIDEO_KEYS = frozenset(_INT_KEYS + _VIDEO_INT_KEYS + _VIDEO_FLOAT_KEYS)
+REQUEST_KEYS = frozenset(_INT_KEYS + _VIDEO_INT_KEYS + ("fps", "sample_fps"))
+_EXCLUSIVE = ("fps", "nframes")
 
 
-def decode_image(data: bytes, param: str, limits: MediaLimits) -> np.ndarray:
-    """Bytes -> RGB uint8 array, EXIF orientation applied; pixel cap checked before decode."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            if width * height > limits.max_pixels:
+def validate_options(raw: dict[str, Any], keys: frozenset[str], param: str, config: MediaConfig,
+                     strict: bool = False) -> dict[str, Any]:
+    """The resizing/sampling keys of `raw`, type-checked; `strict` refuses unknown keys."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in keys:
+            if strict:
                 raise InvalidRequestError(
-                    f"Image of {width}x{height} pixels exceeds the limit of {limits.max_pixels}",
-                    param,
-                    code="media_too_large",
+                    f"Unsupported key {key!r}; supported: {sorted(keys)}", f"{param}.{key}",
+                    code="unsupported_parameter",
                 )
-            return np.asarray(_to_rgb(ImageOps.exif_transpose(image)), dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError):
-        raise UnprocessableMediaError("The image cannot be decoded", param, code="invalid_image") from None
+            continue
+        if value is None:
+            continue
+        if key in _VIDEO_FLOAT_KEYS:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+            ok = ok and (value > 0 or key in ("video_start", "video_end")) and value < 1e7
+            if not ok:
+                raise InvalidRequestError(f"{key} must be a non-negative number", f"{param}.{key}")
+            out[key] = float(value)
+        else:
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidRequestError(f"{key} must be a positive integer", f"{param}.{key}")
+            limit = {"nframes": config.max_video_frames, "min_frames": config.max_video_frames,
+                     "max_frames": 1 << 20, "total_pixels": 1 << 40}.get(key, config.max_image_pixels)
+            if value > limit:
+                raise InvalidRequestError(f"{key} exceeds this server's limit of {limit}", f"{param}.{key}")
+            out[key] = value
+    if "fps" in out and "nframes" in out:
+        raise InvalidRequestError("Give either fps or nframes, not both", f"{param}.nframes")
+    return out
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """RGB as qwen-vl-utils makes it: transparency composited onto white."""
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("RGBA", "LA", "P", "PA"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return image.convert("RGB")
+def merge_options(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Later layers win; a layer naming fps or nframes drops the other from earlier ones."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key in _EXCLUSIVE:
+            if key in layer:
+                for other in _EXCLUSIVE:
+                    if other != key:
+                        merged.pop(other, None)
+        merged.update(layer)
+    return merged
 
 
-async def resolve_image(url: str, param: str, limits: MediaLimits) -> np.ndarray:
-    """An `image_url.url` value -> RGB pixels, decoded off the event loop."""
-    if not isinstance(url, str) or not url:
-        raise InvalidRequestError("image_url.url must be a non-empty string", param)
-    if url.startswith("data:"):
-        data = _decode_data_url(url, param, limits)
-        return await asyncio.to_thread(decode_image, data, param, limits)
-    scheme = url.split(":", 1)[0] if ":" in url else "path"
-    raise InvalidRequestError(
-        f"Image URLs of scheme {scheme!r} are not supported yet; send a base64 data URL",
-        param,
-        code="unsupported_media_source",
-    )
+def model_defaults(defaults: MediaDefaults, kind: str) -> dict[str, Any]:
+    """A model's `media` config as qwen-vl-utils keys for images or videos."""
+    if kind == "image":
+        pairs = {"min_pixels": defaults.min_pixels, "max_pixels": defaults.max_pixels}
+    else:
+        pairs = {
+            "min_pixels": defaults.video_min_pixels,
+            "max_pixels": defaults.video_max_pixels,
+            "total_pixels": defaults.video_total_pixels,
+            "fps": defaults.fps,
+            "max_frames": defaults.max_frames,
+        }
+    return {k: v for k, v in pairs.items() if v is not None}
+
+
+def check_pixel_bounds(options: dict[str, Any], param: str) -> None:
+    if options.get("min_pixels", 0) > options.get("max_pixels", float("inf")):
+        raise InvalidRequestError("min_pixels must not exceed max_pixels", f"{param}.min_pixels")
+    if ("resized_height" in options) != ("resized_width" in options):
+        raise InvalidRequestError("Give both resized_height and resized_width", f"{param}.resized_height")
+
+
+def _options_key(options: dict[str, Any]) -> tuple:
+    return tuple(sorted(options.items()))
+
+
+class MediaResolver:
+    """Fetches, decodes, resizes and caches the media of requests (one per ingress replica)."""
+
+    def __init__(self, config: MediaConfig | None = None) -> None:
+        self.config = config or MediaConfig()
+        self.fetcher = MediaFetcher(self.config)
+        self.cache = MediaCache(self.config.cache_max_bytes)
+
+    async def _bytes(self, ref: Any, param: str, max_bytes: int) -> tuple[bytes | None, tuple]:
+        """(bytes or None when served from cache by URL, cache key of the source)."""
+        if isinstance(ref, str) and self.fetcher.kind_of(ref) == "http":
+            self.fetcher._check_url_or_raise(ref, param)
+            return None, ("url", ref)
+        data = await self.fetcher.fetch(ref, param, max_bytes)
+        return data, ("sha256", hashlib.sha256(data).hexdigest())
+
+    async def _fetch_cached_url(self, ref: str, param: str, max_bytes: int) -> bytes:
+        key = ("bytes", ref)
+        data = self.cache.get(key)
+        if data is None:
+            data = self.cache.put(key, await self.fetcher.fetch(ref, param, max_bytes))
+        return data
+
+    async def image(self, ref: Any, options: dict[str, Any], param: str) -> np.ndarray:
+        """An image reference -> resized RGB uint8 (H, W, 3)."""
+        check_pixel_bounds(options, param)
+        sizing = sizing_from(options)
+        max_bytes = self.config.max_image_bytes
+        data, source = await self._bytes(ref, param, max_bytes)
+        key = ("image", source, _options_key(options))
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        if data is None:
+            data = await self._fetch_cached_url(ref, param, max_bytes)
+        array = await asyncio.to_thread(prepare_image, data, sizing, param, self.config.max_image_pixels)
+        return self.cache.put(key, array)
+
+    async def video(self, ref: Any, options: dict[str, Any], param: str) -> VideoItem:
+        """A video reference (URL/path/data URL, or a list of frame images) -> (frames, metadata)."""
+        check_pixel_bounds(options, param)
+        if isinstance(ref, list):
+            return await self._frame_list(ref, options, param)
+        max_bytes = self.config.max_video_bytes
+        data, source = await self._bytes(ref, param, max_bytes)
+        key = ("video", source, _options_key(options))
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        if data is None:
+            data = await self._fetch_cached_url(ref, param, max_bytes)
+        item = await asyncio.to_thread(decode_video, data, options, param, self.config)
+        return self.cache.put(key, item)
+
+    async def _frame_list(self, refs: list[Any], options: dict[str, Any], param: str) -> VideoItem:
+        if not refs:
+            raise InvalidRequestError("A video given as frames needs at least one frame", param)
+        if len(refs) > self.config.max_video_frames:
+            raise InvalidRequestError(
+                f"At most {self.config.max_video_frames} frames per video", param, code="too_many_frames"
+            )
+
+        async def one(i: int, ref: Any):  # noqa: ANN202 - PIL image
+            frame_param = f"{param}[{i}]"
+            data = await self.fetcher.fetch(ref, frame_param, self.config.max_image_bytes)
+            return await asyncio.to_thread(open_frame, data, frame_param, self.config.max_image_pixels)
+
+        images = await asyncio.gather(*(one(i, r) for i, r in enumerate(refs)))
+        return await asyncio.to_thread(frames_video, list(images), options, param)

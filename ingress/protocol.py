@@ -21,8 +21,7 @@ from ingress.errors import validation_error
 _HARMLESS_EXTRA_FIELDS = frozenset({"store", "metadata", "service_tier", "modalities"})
 
 # Declared by vLLM, not answered by this server yet: refused rather than ignored.
-_NOT_YET_SUPPORTED = ("tools", "tool_choice", "functions", "function_call", "logprobs",
-                      "top_logprobs", "prompt_logprobs", "echo")
+_NOT_YET_SUPPORTED = ("tools", "tool_choice", "functions", "function_call", "prompt_logprobs", "echo")
 
 
 def parse_chat_request(body: Any) -> ChatCompletionRequest:

@@ -10,7 +10,9 @@ import time
 from dataclasses import dataclass, field
 
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
-from openai.types.chat.chat_completion import Choice
+from openai.types.chat import ChatCompletionTokenLogprob
+from openai.types.chat.chat_completion import Choice, ChoiceLogprobs
+from openai.types.chat.chat_completion_chunk import ChoiceLogprobs as ChunkChoiceLogprobs
 from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
 from openai.types.chat.chat_completion_chunk import ChoiceDelta
 from openai.types.completion_usage import CompletionUsage
@@ -23,6 +25,7 @@ class _ChoiceState:
     text: list[str] = field(default_factory=list)
     completion_tokens: int = 0
     finish_reason: str | None = None
+    logprobs: list[dict] | None = None
 
 
 @dataclass
@@ -37,6 +40,8 @@ class ChatAccumulator:
         state.text.append(delta.text)
         state.completion_tokens = delta.completion_tokens
         state.finish_reason = delta.finish_reason or state.finish_reason
+        if delta.logprobs is not None:
+            state.logprobs = (state.logprobs or []) + delta.logprobs
         self.prompt_tokens = delta.prompt_tokens or self.prompt_tokens
 
     def usage(self) -> CompletionUsage:
@@ -58,7 +63,7 @@ class ChatAccumulator:
                     index=index,
                     message=ChatCompletionMessage(role="assistant", content="".join(state.text)),
                     finish_reason=state.finish_reason or "stop",
-                    logprobs=None,
+                    logprobs=_choice_logprobs(state.logprobs),
                 )
                 for index, state in sorted(self.choices.items())
             ],
@@ -93,12 +98,23 @@ class ChunkFactory:
 
     def content(self, delta: Delta) -> ChatCompletionChunk:
         choice_delta = ChoiceDelta(content=delta.text) if delta.text else ChoiceDelta()
+        logprobs = _chunk_logprobs(delta.logprobs)
         return self._chunk(
-            [ChunkChoice(index=delta.index, delta=choice_delta, finish_reason=delta.finish_reason, logprobs=None)]
+            [ChunkChoice(index=delta.index, delta=choice_delta, finish_reason=delta.finish_reason, logprobs=logprobs)]
         )
 
     def usage(self, usage: CompletionUsage) -> ChatCompletionChunk:
         return self._chunk([], usage)
+
+
+def _choice_logprobs(entries: list[dict] | None) -> ChoiceLogprobs | None:
+    return None if entries is None else ChoiceLogprobs(content=[ChatCompletionTokenLogprob(**e) for e in entries])
+
+
+def _chunk_logprobs(entries: list[dict] | None) -> ChunkChoiceLogprobs | None:
+    if entries is None:
+        return None
+    return ChunkChoiceLogprobs(content=[ChatCompletionTokenLogprob(**e) for e in entries])
 
 
 def now() -> int:

@@ -8,13 +8,16 @@ the client goes away, the model deployment's stream is cancelled so the engine a
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from openai.types.completion_usage import CompletionUsage
 from pydantic import BaseModel
 
 from deployments.protocol import Delta
 from ingress.errors import as_serve_error, error_body
+from ingress.metrics import record_inter_token_latency, record_tokens
 from ingress.responses import ChatAccumulator, ChunkFactory
 
 DONE_EVENT = "data: [DONE]\n\n"
@@ -43,8 +46,11 @@ async def chat_events(
     accumulator = ChatAccumulator()
     started: set[int] = set()
     finished = False
+    first_at = last_at = 0.0
     try:
         async for batch in stream:
+            last_at = time.perf_counter()
+            first_at = first_at or last_at
             for delta in batch:
                 if delta.index not in started:
                     started.add(delta.index)
@@ -52,8 +58,10 @@ async def chat_events(
                 accumulator.add(delta)
                 if delta.text or delta.finish_reason:
                     yield sse_event(chunks.content(delta))
+        usage = accumulator.usage()
+        _record_stream(chunks.model, usage, first_at, last_at, len(started))
         if chunks.include_usage:
-            yield sse_event(chunks.usage(accumulator.usage()))
+            yield sse_event(chunks.usage(usage))
         finished = True
     except Exception as exc:  # after the headers went out, errors travel in-band
         error = as_serve_error(exc)
@@ -63,3 +71,9 @@ async def chat_events(
         if not finished and source is not None and hasattr(source, "cancel"):
             source.cancel()
     yield DONE_EVENT
+
+
+def _record_stream(model: str, usage: CompletionUsage, first_at: float, last_at: float, choices: int) -> None:
+    """Token metrics of a finished stream (ITL: the mean gap per choice's token)."""
+    record_tokens(model, True, usage.prompt_tokens, usage.completion_tokens)
+    record_inter_token_latency(model, first_at, last_at, usage.completion_tokens // max(choices, 1))

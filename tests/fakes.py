@@ -63,6 +63,7 @@ class FakeEngine:
                     completion_tokens=step + 1,
                     prompt_tokens=prompt_tokens,
                     finish_reason=finish,
+                    logprobs=_fake_logprobs(f"word{step} ", params.logprobs),
                 )
                 for i in range(params.n)
             ]
@@ -70,12 +71,23 @@ class FakeEngine:
     async def abort(self, request_id: str) -> None:
         self.aborted.append(request_id)
 
+    def num_unfinished_requests(self) -> int:
+        return 0
+
     async def check_health(self) -> None:
         if not self.healthy:
             raise RuntimeError("fake engine marked unhealthy")
 
     def shutdown(self) -> None:
         self.started = False
+
+
+def _fake_logprobs(token: str, top_n: int | None) -> list[dict[str, Any]] | None:
+    if top_n is None:
+        return None
+    entry = {"token": token, "logprob": -0.5, "bytes": list(token.encode())}
+    alternatives = [{"token": f"alt{k}", "logprob": -1.0 - k, "bytes": list(f"alt{k}".encode())} for k in range(top_n)]
+    return [{**entry, "top_logprobs": alternatives}]
 
 
 async def start_fake_server(config: ModelConfig) -> ModelServer:

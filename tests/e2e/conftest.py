@@ -19,6 +19,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 600
+METRICS_REPORT_INTERVAL_MS = 1000
 
 
 def _free_port() -> int:
@@ -34,7 +35,13 @@ def cpu_app_args() -> dict:
 
 
 @pytest.fixture(scope="session")
-def serve_url(tiny_cache) -> Iterator[str]:
+def metrics_export_port() -> int:
+    """Ray's metrics export port: Prometheus text of ours, Serve's and the engines' metrics."""
+    return _free_port()
+
+
+@pytest.fixture(scope="session")
+def serve_url(tiny_cache, metrics_export_port: int) -> Iterator[str]:
     """Base URL of the running application; tears Ray down after the session."""
     import ray
     from ray import serve
@@ -42,7 +49,14 @@ def serve_url(tiny_cache) -> Iterator[str]:
     from ingress.app import build_app
 
     port = _free_port()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _metrics_export_port=metrics_export_port,
+        # Metrics reach the export port within a second rather than Ray's default ten.
+        _system_config={"metrics_report_interval_ms": METRICS_REPORT_INTERVAL_MS},
+    )
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(build_app(cpu_app_args()), name="qwen-vl", route_prefix="/", blocking=False)

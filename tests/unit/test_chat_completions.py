@@ -64,7 +64,8 @@ async def test_images_reach_the_engine_in_order_with_placeholders(client, server
     )
     prompt = servers["tiny-qwen2-vl"]._engine.prompts[-1]
     images = prompt["multi_modal_data"]["image"]
-    assert [im.size for im in images] == [(32, 32), (40, 24)]
+    # Resized on the ingress the Qwen way (smart_resize: multiples of 28, >= 4 tokens).
+    assert [im.size for im in images] == [(56, 56), (84, 56)]
     assert prompt["prompt"].count("<|vision_start|><|image_pad|><|vision_end|>") == 2
     assert completion.usage.prompt_tokens == len(prompt["prompt"].split()) + 2 * FAKE_TOKENS_PER_IMAGE
 
@@ -135,3 +136,20 @@ async def test_engine_failure_mid_stream_is_one_error_event_then_done(http, serv
     assert error["type"] == "internal_server_error"
     assert "/secret" not in error["message"] and "0x" not in error["message"]
     assert sum(1 for p in payloads if isinstance(p, dict) and "error" in p) == 1
+
+
+async def test_logprobs_have_openai_shape_stream_and_whole(client):
+    kwargs = dict(model="tiny-qwen2-vl", messages=[{"role": "user", "content": "hi"}], logprobs=True, top_logprobs=2)
+    whole = await client.chat.completions.create(**kwargs)
+    content = whole.choices[0].logprobs.content
+    assert [c.token for c in content] == [f"word{i} " for i in range(5)]
+    assert all(len(c.top_logprobs) == 2 for c in content)
+    stream = await client.chat.completions.create(**kwargs, stream=True)
+    streamed = [lp for chunk in [c async for c in stream] for choice in chunk.choices
+                if choice.logprobs for lp in choice.logprobs.content]
+    assert [lp.token for lp in streamed] == [c.token for c in content]
+
+
+async def test_no_logprobs_unless_asked(client):
+    whole = await client.chat.completions.create(model="tiny-qwen2-vl", messages=[{"role": "user", "content": "hi"}])
+    assert whole.choices[0].logprobs is None

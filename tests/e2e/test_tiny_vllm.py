@@ -1,0 +1,137 @@
+"""The tiny checkpoints in the real vLLM CPU engine, compared with transformers.
+
+One `vllm.LLM` per VL family, one at a time (about 20-30 s to start, 3 GB each on CPU). The
+engines run in float32 so that vLLM's greedy tokens can be compared with transformers'
+exactly; the served configuration (bfloat16, "auto") is covered by test_chat_vision.py.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deployments.tiny import resolve_tiny
+
+pytestmark = pytest.mark.e2e
+
+MAX_TOKENS = 12
+# What vLLM 0.32 wants next to Qwen2.5-VL video frames (its own dummy inputs use this form);
+# `fps` sets the video's time positions (second_per_grid_ts = temporal_patch_size / fps).
+VIDEO_METADATA = {
+    "total_num_frames": 4,
+    "fps": 2.0,
+    "duration": 2.0,
+    "frames_indices": [0, 1, 2, 3],
+    "video_backend": "opencv",
+    "do_sample_frames": False,  # the frames given are the frames to use
+}
+
+
+@pytest.fixture(scope="module", params=["qwen2-vl", "qwen2.5-vl"])
+def engine(request: pytest.FixtureRequest, tiny_cache) -> Iterator[tuple[str, Any, Any]]:
+    """(family, vllm.LLM, transformers processor); the engine is shut down after use."""
+    for key, value in {
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "VLLM_HOST_IP": "127.0.0.1",
+        "HF_HUB_OFFLINE": "1",
+        "VLLM_NO_USAGE_STATS": "1",
+    }.items():
+        os.environ.setdefault(key, value)
+    from transformers import AutoProcessor
+    from vllm import LLM
+
+    family = request.param
+    path = str(resolve_tiny(f"tiny://{family}"))
+    llm = LLM(
+        model=path,
+        enforce_eager=True,
+        max_model_len=4096,
+        dtype="float32",
+        seed=0,
+        limit_mm_per_prompt={"image": 2, "video": 1},
+    )
+    try:
+        yield family, llm, AutoProcessor.from_pretrained(path)
+    finally:
+        llm.llm_engine.engine_core.shutdown()
+        del llm
+        gc.collect()
+
+
+def _random_image(width: int, height: int, seed: int = 0) -> Image.Image:
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+def _prompt(processor: Any, part: str, text: str) -> str:
+    messages = [{"role": "user", "content": [{"type": part}, {"type": "text", "text": text}]}]
+    return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def _greedy(llm: Any, prompt: dict) -> Any:
+    from vllm import SamplingParams
+
+    params = SamplingParams(temperature=0, max_tokens=MAX_TOKENS, ignore_eos=True)
+    (output,) = llm.generate([prompt], params, use_tqdm=False)
+    return output
+
+
+@pytest.mark.parametrize("size", [(64, 64), (200, 150)])  # 150x200 spans several 112 px windows
+def test_image_prompt_matches_hf_processor(engine, size):
+    family, llm, processor = engine
+    image = _random_image(*size)
+    text = _prompt(processor, "image", "Describe this image.")
+    output = _greedy(llm, {"prompt": text, "multi_modal_data": {"image": [image]}})
+
+    expected = processor(text=[text], images=[image], return_tensors="np")["input_ids"][0].tolist()
+    assert len(output.prompt_token_ids) == len(expected)
+    assert list(output.prompt_token_ids) == expected
+    assert len(output.outputs[0].token_ids) == MAX_TOKENS
+
+
+def test_greedy_tokens_equal_transformers(engine):
+    """Same weights, same input, float32 on both sides: the same greedy continuation."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    family, llm, processor = engine
+    image = _random_image(64, 64, seed=1)
+    text = _prompt(processor, "image", "What is in the picture?")
+    vllm_tokens = list(
+        _greedy(llm, {"prompt": text, "multi_modal_data": {"image": [image]}}).outputs[0].token_ids
+    )
+
+    path = llm.llm_engine.model_config.model
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32).eval()
+    inputs = processor(text=[text], images=[image], return_tensors="pt")
+    with torch.no_grad():
+        generated = model.generate(**inputs, max_new_tokens=MAX_TOKENS, do_sample=False)
+    hf_tokens = generated[0, inputs["input_ids"].shape[1] :].tolist()
+    # transformers stops at an eos; vLLM ignored eos: compare the common prefix.
+    assert hf_tokens and vllm_tokens[: len(hf_tokens)] == hf_tokens
+
+
+def test_video_prompt_matches_hf_processor(engine):
+    family, llm, processor = engine
+    frames = np.random.default_rng(2).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    text = _prompt(processor, "video", "What happens?")
+    hf_kwargs: dict[str, Any] = {}
+    if family == "qwen2.5-vl":
+        # Qwen2.5-VL needs each video's metadata: vLLM rejects bare frames for it.
+        video: Any = (frames, VIDEO_METADATA)
+        metadata = {k: v for k, v in VIDEO_METADATA.items() if k != "do_sample_frames"}
+        hf_kwargs["video_metadata"] = [metadata]
+    else:
+        video = frames
+    output = _greedy(llm, {"prompt": text, "multi_modal_data": {"video": [video]}})
+
+    inputs = processor(text=[text], videos=[frames], return_tensors="np", **hf_kwargs)
+    assert inputs["video_grid_thw"].tolist() == [[2, 4, 4]]  # 4 frames -> 2 temporal patches
+    assert list(output.prompt_token_ids) == inputs["input_ids"][0].tolist()
+    assert len(output.outputs[0].token_ids) == MAX_TOKENS
