@@ -171,6 +171,7 @@ class IngressConfig(_Strict):
     health_timeout_s: float = Field(
         default=5.0, gt=0, description="How long /health waits for each model's engine."
     )
+    max_n: int = Field(default=8, ge=1, description="Largest `n` (choices per request) accepted.")
     media: MediaConfig = Field(default_factory=MediaConfig, description="Media fetching and decoding.")
     deployment: DeploymentOptions = Field(default_factory=DeploymentOptions)
 

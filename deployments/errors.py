@@ -49,3 +49,13 @@ class EngineUnavailableError(ServeError):
 
     status_code = 503
     error_type = "service_unavailable"
+
+
+def as_invalid_request(exc: Exception) -> InvalidRequestError:
+    """A vLLM rejection of the request (ValueError, VLLMValidationError) as a 400.
+
+    vLLM's messages are written for API clients (`vllm serve` returns them as they are);
+    its `parameter` attribute, when present, names the offending field.
+    """
+    message = exc.args[0] if exc.args else str(exc)
+    return InvalidRequestError(str(message), param=getattr(exc, "parameter", None))

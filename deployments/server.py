@@ -20,12 +20,13 @@ from typing import Any
 
 from PIL import Image
 from vllm import SamplingParams
+from vllm.exceptions import VLLMClientError
 
 from deployments.batching import coalesce
 from deployments.chat_template import ChatRenderer
 from deployments.config import ModelConfig
 from deployments.engine import Engine, EnginePrompt
-from deployments.errors import InvalidRequestError, ServeError
+from deployments.errors import ServeError, as_invalid_request
 from deployments.protocol import Delta, GenerateCall, ModelInfo
 from deployments.sources import resolve_model_path
 
@@ -91,8 +92,8 @@ class ModelServer:
             raise
         except ServeError:
             raise
-        except ValueError as exc:  # vLLM rejects inputs it cannot serve with ValueError
-            raise InvalidRequestError(str(exc)) from None
+        except (ValueError, VLLMClientError) as exc:  # vLLM's rejections of the input
+            raise as_invalid_request(exc) from None
 
     def _engine_prompt(self, call: GenerateCall) -> EnginePrompt:
         text = self._renderer.render(call.prompt.messages)
@@ -133,8 +134,8 @@ class ModelServer:
         )
         try:
             return request.to_sampling_params(max_tokens, self._engine.default_sampling_params)
-        except ValueError as exc:
-            raise InvalidRequestError(str(exc)) from None
+        except (ValueError, VLLMClientError) as exc:
+            raise as_invalid_request(exc) from None
 
     def __del__(self) -> None:
         """Serve calls this when the replica stops: release the engine's processes."""

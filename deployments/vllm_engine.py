@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vllm import SamplingParams
+from vllm.config import StructuredOutputsConfig
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.outputs import CompletionOutput, RequestOutput
 from vllm.sampling_params import RequestOutputKind
@@ -27,11 +28,21 @@ from deployments.protocol import Delta
 logger = logging.getLogger(__name__)
 
 
+# Compact JSON for structured outputs unless the operator says otherwise: with any
+# whitespace allowed, a weak model can fill max_tokens with blanks inside valid JSON.
+DEFAULT_STRUCTURED_OUTPUTS = {"backend": "xgrammar", "disable_any_whitespace": True}
+
+
 def engine_args_for(config: ModelConfig, model_path: Path) -> AsyncEngineArgs:
     """vLLM engine arguments: the operator's, with the model path and served name filled in."""
     kwargs: dict[str, Any] = dict(config.engine_args)
     kwargs.setdefault("served_model_name", config.name)
     kwargs.setdefault("disable_log_stats", False)
+    structured = kwargs.get("structured_outputs_config")
+    if structured is None or isinstance(structured, dict):
+        given = structured or {}
+        defaults = DEFAULT_STRUCTURED_OUTPUTS if "backend" not in given else {}
+        kwargs["structured_outputs_config"] = StructuredOutputsConfig(**{**defaults, **given})
     return AsyncEngineArgs(model=str(model_path), **kwargs)
 
 

@@ -61,7 +61,7 @@ def create_api(config: AppConfig, router: ModelRouter) -> FastAPI:
         try:
             body = await read_json_body(request, config.ingress.max_body_bytes)
             timer.read(body)
-            response = await create_chat_completion(body, request_id, router, limits)
+            response = await create_chat_completion(body, request_id, router, limits, config.ingress.max_n)
         except Exception as exc:  # counted here, answered by ingress/errors.py's handlers
             error = as_serve_error(exc)
             timer.failed(error)

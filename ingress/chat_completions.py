@@ -21,10 +21,10 @@ from ingress.streaming import chat_events, prepend
 
 
 async def create_chat_completion(
-    body: Any, request_id: str, router: ModelRouter, limits: MediaResolver
+    body: Any, request_id: str, router: ModelRouter, limits: MediaResolver, max_n: int = 8
 ) -> JSONResponse | StreamingResponse:
     """Serve one chat completion request, streamed or whole."""
-    request = parse_chat_request(body)
+    request = parse_chat_request(body, max_n)
     route = router.route_to_model(request.model)
     prompt = await build_chat_prompt(body["messages"], route.config, limits, request.mm_processor_kwargs)
     completion_id = f"chatcmpl-{request_id}"

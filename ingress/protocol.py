@@ -12,8 +12,9 @@ from typing import Any
 
 from pydantic import ValidationError
 from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+from vllm.exceptions import VLLMClientError
 
-from deployments.errors import InvalidRequestError
+from deployments.errors import InvalidRequestError, as_invalid_request
 from ingress.errors import validation_error
 
 # Fields the official clients send that vLLM's model does not declare but that are safe
@@ -24,7 +25,7 @@ _HARMLESS_EXTRA_FIELDS = frozenset({"store", "metadata", "service_tier", "modali
 _NOT_YET_SUPPORTED = ("tools", "tool_choice", "functions", "function_call", "prompt_logprobs", "echo")
 
 
-def parse_chat_request(body: Any) -> ChatCompletionRequest:
+def parse_chat_request(body: Any, max_n: int = 8) -> ChatCompletionRequest:
     """Validate a chat completion body; 400 naming the field on any problem."""
     if not isinstance(body, dict):
         raise InvalidRequestError("The request body must be a JSON object", param=None)
@@ -32,6 +33,8 @@ def parse_chat_request(body: Any) -> ChatCompletionRequest:
         request = ChatCompletionRequest.model_validate(body)
     except ValidationError as exc:
         raise validation_error(exc) from None
+    except VLLMClientError as exc:  # raised by vLLM's own validators
+        raise as_invalid_request(exc) from None
     unknown = sorted(set(request.model_extra or {}) - _HARMLESS_EXTRA_FIELDS)
     if unknown:
         raise InvalidRequestError(
@@ -45,6 +48,8 @@ def parse_chat_request(body: Any) -> ChatCompletionRequest:
                 f"Parameter {name!r} is not supported by this server yet", param=name,
                 code="unsupported_parameter",
             )
+    if request.n is not None and request.n > max_n:
+        raise InvalidRequestError(f"n must be at most {max_n}", param="n", code="invalid_value")
     return request
 
 

@@ -34,6 +34,28 @@ def cpu_app_args() -> dict:
     return config["applications"][0]["args"]
 
 
+E2E_MAX_IMAGE_BYTES = 2 * 1024 * 1024
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The one local directory the e2e app may read media from."""
+    return tmp_path_factory.mktemp("allowed-media")
+
+
+def e2e_app_args(media_dir: Path) -> dict:
+    """The CPU default plus the media settings the tests need (the default stays safe): of
+    private addresses only the loopback test server's 127.0.0.1 (127.0.0.2 and the rest
+    stay refused), and one local directory."""
+    args = cpu_app_args()
+    args.setdefault("ingress", {})["media"] = {
+        "allow_private_hosts": ["127.0.0.1/32"],
+        "allowed_local_dirs": [str(media_dir)],
+        "max_image_bytes": E2E_MAX_IMAGE_BYTES,
+    }
+    return args
+
+
 @pytest.fixture(scope="session")
 def metrics_export_port() -> int:
     """Ray's metrics export port: Prometheus text of ours, Serve's and the engines' metrics."""
@@ -41,7 +63,7 @@ def metrics_export_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def serve_url(tiny_cache, metrics_export_port: int) -> Iterator[str]:
+def serve_url(tiny_cache, metrics_export_port: int, media_dir: Path) -> Iterator[str]:
     """Base URL of the running application; tears Ray down after the session."""
     import ray
     from ray import serve
@@ -59,7 +81,7 @@ def serve_url(tiny_cache, metrics_export_port: int) -> Iterator[str]:
     )
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        serve.run(build_app(cpu_app_args()), name="qwen-vl", route_prefix="/", blocking=False)
+        serve.run(build_app(e2e_app_args(media_dir)), name="qwen-vl", route_prefix="/", blocking=False)
         url = f"http://127.0.0.1:{port}"
         _wait_healthy(url)
         yield url

@@ -16,6 +16,8 @@ def _chat(content, model="tiny-qwen2-vl", **extra):
     [
         (_chat("hi", temperature="hot"), 400, "temperature"),
         (_chat("hi", frobnicate=1), 400, "frobnicate"),
+        (_chat("hi", n=9), 400, "n"),
+        (_chat("hi", response_format={"type": "json_schema"}), 400, "response_format"),
         (_chat("hi", tools=[{"type": "function", "function": {"name": "f"}}]), 400, "tools"),
         ({"model": "tiny-qwen2-vl", "messages": []}, 400, "messages"),
         ({"model": "tiny-qwen2-vl", "messages": [{"role": "wizard", "content": "x"}]}, 400, "messages[0].role"),
