@@ -27,6 +27,11 @@ class ChatRenderer:
         tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
         return cls(tokenizer, config.accepts_images)
 
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        """The checkpoint's tokenizer (tool-call parsing needs its vocabulary)."""
+        return self._tokenizer
+
     def render(self, messages: list[dict[str, Any]], **template_kwargs: Any) -> str:
         """Prompt text for `messages`, ending with the assistant's turn opened."""
         return self._tokenizer.apply_chat_template(

@@ -7,12 +7,24 @@ CPU default): it is the `args` block of the Serve application, read by
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from deployments.placement import (
+    DEFAULT_STRATEGY,
+    PlacementStrategy,
+    TensorParallelError,
+    check_checkpoint_tensor_parallel,
+    placement_options,
+)
+
 ModelFamily = Literal["qwen2-vl", "qwen2.5-vl", "qwen2"]
 VISION_FAMILIES: frozenset[str] = frozenset({"qwen2-vl", "qwen2.5-vl"})
+# Serve waits this long for a stopping model replica's in-flight requests (Ray's default
+# is 20 s, short for a long generation); an operator's value wins.
+MODEL_GRACEFUL_SHUTDOWN_TIMEOUT_S = 120.0
 
 
 class _Strict(BaseModel):
@@ -21,20 +33,72 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
+class AutoscalingOptions(_Strict):
+    """Ray Serve autoscaling of one deployment (`min_replicas: 0` scales to zero)."""
+
+    min_replicas: int = Field(default=1, ge=0, description="Fewest replicas; 0 scales to zero when idle.")
+    initial_replicas: int | None = Field(default=None, ge=0, description="Replicas started at deploy time.")
+    max_replicas: int = Field(default=1, ge=1, description="Most replicas.")
+    target_ongoing_requests: float = Field(
+        default=2, gt=0, description="Ongoing requests per replica the autoscaler aims for."
+    )
+    upscale_delay_s: float = Field(default=30.0, ge=0, description="Load must last this long before adding replicas.")
+    downscale_delay_s: float = Field(
+        default=600.0, ge=0, description="Load must stay low this long before removing replicas."
+    )
+    downscale_to_zero_delay_s: float | None = Field(
+        default=None, ge=0, description="Idle time before the last replica is removed (min_replicas: 0)."
+    )
+    metrics_interval_s: float | None = Field(default=None, gt=0, description="How often replicas report load.")
+    look_back_period_s: float | None = Field(default=None, gt=0, description="Window the load is averaged over.")
+    upscaling_factor: float | None = Field(default=None, gt=0, description="Multiplier on each upscale decision.")
+    downscaling_factor: float | None = Field(default=None, gt=0, description="Multiplier on each downscale decision.")
+
+    @model_validator(mode="after")
+    def _bounds_are_ordered(self) -> AutoscalingOptions:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(f"max_replicas: {self.max_replicas} is below min_replicas {self.min_replicas}")
+        if self.initial_replicas is not None and not (
+            self.min_replicas <= self.initial_replicas <= self.max_replicas
+        ):
+            raise ValueError("initial_replicas: must lie between min_replicas and max_replicas")
+        return self
+
+
 class DeploymentOptions(_Strict):
     """Ray Serve options of one deployment, passed to `Deployment.options` as given."""
 
     num_replicas: int | Literal["auto"] | None = Field(
         default=None, description="Fixed replica count; leave unset when autoscaling_config is set."
     )
-    autoscaling_config: dict[str, Any] | None = Field(
+    autoscaling_config: AutoscalingOptions | None = Field(
         default=None, description="Ray Serve autoscaling config (min_replicas, max_replicas, ...)."
     )
     max_ongoing_requests: int | None = Field(
         default=None, ge=1, description="Requests one replica works on at once."
     )
     max_queued_requests: int | None = Field(
-        default=None, description="Requests queued per caller before Serve rejects; -1 = no bound."
+        default=None,
+        ge=-1,
+        description=(
+            "Requests queued per caller (the ingress) beyond max_ongoing_requests of every "
+            "replica; past it the client gets 503 with Retry-After at once; -1 = no bound."
+        ),
+    )
+    placement_group_strategy: PlacementStrategy = Field(
+        default=DEFAULT_STRATEGY,
+        description=(
+            "Models: how the placement group of a tensor-parallel replica (one bundle per "
+            "device) is placed; STRICT_PACK keeps all its devices on one node."
+        ),
+    )
+    bundle_per_worker: dict[str, float] | None = Field(
+        default=None,
+        description=(
+            "Models: resources each tensor-parallel worker reserves in the replica's "
+            "placement group (default {GPU: 1}; CPU-only, e.g. {CPU: 1}, for the CPU build "
+            "of vLLM, whose workers then run as processes of the replica)."
+        ),
     )
     ray_actor_options: dict[str, Any] = Field(
         default_factory=dict, description="Ray actor options of each replica (num_cpus, num_gpus, ...)."
@@ -43,9 +107,21 @@ class DeploymentOptions(_Strict):
     health_check_timeout_s: float | None = Field(default=None, gt=0)
     graceful_shutdown_timeout_s: float | None = Field(default=None, ge=0)
 
+    @model_validator(mode="after")
+    def _replicas_fixed_or_autoscaled(self) -> DeploymentOptions:
+        if self.autoscaling_config is not None and self.num_replicas not in (None, "auto"):
+            raise ValueError("num_replicas: leave it out when autoscaling_config is set")
+        return self
+
     def serve_options(self) -> dict[str, Any]:
-        """The options Ray Serve should get: only those the operator set."""
-        return self.model_dump(exclude_none=True, exclude_defaults=True)
+        """The options Ray Serve should get: only those the operator set (placement is
+        derived from the engine's parallel sizes, see `deployments.placement`)."""
+        options = self.model_dump(
+            exclude_none=True, exclude_defaults=True, exclude={"placement_group_strategy", "bundle_per_worker"}
+        )
+        if self.autoscaling_config is not None:
+            options["autoscaling_config"] = self.autoscaling_config.model_dump(exclude_none=True)
+        return options
 
 
 class MediaDefaults(_Strict):
@@ -105,6 +181,36 @@ class ModelConfig(_Strict):
             "interval into one item across the Serve handle (0 = one item per engine step)."
         ),
     )
+
+    @model_validator(mode="after")
+    def _parallelism_fits(self) -> ModelConfig:
+        for key in ("tensor_parallel_size", "pipeline_parallel_size"):
+            value = self.engine_args.get(key, 1)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"engine_args.{key}: must be a whole number >= 1, got {value!r}")
+        try:
+            self.serve_options()
+            source = Path(self.source).expanduser()
+            if "://" not in self.source and source.is_dir():  # a local checkpoint: check it now
+                check_checkpoint_tensor_parallel(source, self.engine_args)
+        except TensorParallelError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def serve_options(self) -> dict[str, Any]:
+        """Ray Serve options of this model's deployment: the operator's, a longer graceful
+        shutdown, and the placement group that tensor parallelism needs."""
+        options: dict[str, Any] = {"graceful_shutdown_timeout_s": MODEL_GRACEFUL_SHUTDOWN_TIMEOUT_S}
+        options.update(self.deployment.serve_options())
+        options.update(
+            placement_options(
+                self.engine_args,
+                self.deployment.ray_actor_options,
+                self.deployment.bundle_per_worker,
+                self.deployment.placement_group_strategy,
+            )
+        )
+        return options
 
     @property
     def accepts_images(self) -> bool:
@@ -172,6 +278,14 @@ class IngressConfig(_Strict):
         default=5.0, gt=0, description="How long /health waits for each model's engine."
     )
     max_n: int = Field(default=8, ge=1, description="Largest `n` (choices per request) accepted.")
+    api_keys: list[str] = Field(
+        default_factory=list,
+        description="Accepted `Authorization: Bearer` keys; with none (here or in api_keys_env) the API is open.",
+    )
+    api_keys_env: str | None = Field(
+        default="QWEN_VL_SERVE_API_KEYS",
+        description="Environment variable with more accepted keys, comma-separated (e.g. from a Secret).",
+    )
     media: MediaConfig = Field(default_factory=MediaConfig, description="Media fetching and decoding.")
     deployment: DeploymentOptions = Field(default_factory=DeploymentOptions)
 

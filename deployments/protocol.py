@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+from vllm.entrypoints.openai.completion.protocol import CompletionRequest
 
 
 @dataclass(frozen=True)
@@ -36,15 +37,16 @@ class ChatPrompt:
 
 @dataclass(frozen=True)
 class GenerateCall:
-    """One chat generation: the prompt plus the validated request's sampling fields.
+    """One generation: the prompt plus the validated request's sampling fields.
 
     `request` is vLLM's own `ChatCompletionRequest` (its `messages` emptied: the prompt
-    travels in `prompt`), so sampling defaults and validation match `vllm serve`.
+    travels in `prompt`) or `CompletionRequest`, so sampling defaults and validation match
+    `vllm serve`.
     """
 
     request_id: str
-    prompt: ChatPrompt
-    request: ChatCompletionRequest
+    prompt: ChatPrompt | str  # a plain string for /v1/completions (no chat template)
+    request: ChatCompletionRequest | CompletionRequest
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Delta:
     finish_reason: str | None = None
     stop_reason: int | str | None = None
     logprobs: list[dict[str, Any]] | None = None  # OpenAI ChatCompletionTokenLogprob dicts
+    tool_calls: list[dict[str, Any]] | None = None  # OpenAI tool call dicts, on the last delta
 
 
 @dataclass(frozen=True)

@@ -14,20 +14,24 @@ import logging
 import os
 import time
 import warnings
+from dataclasses import replace
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 from vllm import SamplingParams
+from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
 from vllm.exceptions import VLLMClientError
 
-from deployments.batching import coalesce
+from deployments.batching import coalesce, merge_deltas
 from deployments.chat_template import ChatRenderer
 from deployments.config import ModelConfig
 from deployments.engine import Engine, EnginePrompt
 from deployments.errors import ServeError, as_invalid_request
-from deployments.protocol import Delta, GenerateCall, ModelInfo
+from deployments.protocol import ChatPrompt, Delta, GenerateCall, ModelInfo
+from deployments.tools import constrain, parse_tool_calls, tool_schemas, uses_tools
+from deployments.placement import check_checkpoint_tensor_parallel
 from deployments.sources import resolve_model_path
 
 logger = logging.getLogger("ray.serve")
@@ -52,6 +56,9 @@ class ModelServer:
         # spawns) read VLLM_* settings from the environment.
         os.environ.update(self.config.engine_env)
         path = await asyncio.to_thread(resolve_model_path, self.config)
+        # Hub checkpoints are first seen here: refuse an impossible tensor-parallel size
+        # with a clear message before vLLM starts any worker.
+        check_checkpoint_tensor_parallel(path, self.config.engine_args)
         self._renderer = await asyncio.to_thread(ChatRenderer.from_pretrained, path, self.config)
         self._engine = (engine_factory or _default_engine_factory)(self.config, path)
         await self._engine.start()
@@ -75,14 +82,19 @@ class ModelServer:
         """Requests the engine still holds: 0 once every stream ended or was aborted."""
         return self._engine.num_unfinished_requests()
 
-    async def chat(self, call: GenerateCall) -> AsyncIterator[list[Delta]]:
-        """Stream the deltas of one chat completion (all choices interleaved)."""
-        prompt = self._engine_prompt(call)
-        params = self._sampling_params(call)
+    async def generate(self, call: GenerateCall) -> AsyncIterator[list[Delta]]:
+        """Stream the deltas of one completion, chat or plain prompt (choices interleaved)."""
+        request = call.request
+        if isinstance(request, ChatCompletionRequest):
+            request = constrain(request, self.config.family)
+        prompt = self._engine_prompt(call.prompt, request)
+        params = self._sampling_params(request)
         stream = coalesce(
             self._engine.generate(prompt, params, call.request_id),
             self.config.stream_batch_interval_s,
         )
+        if isinstance(request, ChatCompletionRequest) and uses_tools(request):
+            stream = self._with_tool_calls(stream, request)
         try:
             async for deltas in stream:
                 yield deltas
@@ -95,10 +107,34 @@ class ModelServer:
         except (ValueError, VLLMClientError) as exc:  # vLLM's rejections of the input
             raise as_invalid_request(exc) from None
 
-    def _engine_prompt(self, call: GenerateCall) -> EnginePrompt:
-        text = self._renderer.render(call.prompt.messages)
+    async def _with_tool_calls(
+        self, stream: AsyncIterator[list[Delta]], request: ChatCompletionRequest
+    ) -> AsyncIterator[list[Delta]]:
+        """Hold the text back, then answer each choice with its content and tool calls."""
+        last: dict[int, Delta] = {}
+        async for batch in stream:
+            for delta in merge_deltas([[last[d.index]], [d]] if d.index in last else [[d]]):
+                last[delta.index] = delta
+        finished = []
+        for index, delta in sorted(last.items()):
+            content, calls = parse_tool_calls(delta.text, request, self._renderer.tokenizer)
+            finished.append(
+                replace(
+                    delta,
+                    text=content or "",
+                    tool_calls=calls or None,
+                    finish_reason="tool_calls" if calls else delta.finish_reason,
+                )
+            )
+        if finished:
+            yield finished
+
+    def _engine_prompt(self, chat: ChatPrompt | str, request: Any) -> EnginePrompt:
+        if isinstance(chat, str):  # /v1/completions: the prompt as sent, no template
+            return {"prompt": chat}
+        text = self._renderer.render(chat.messages, tools=tool_schemas(request))
         prompt: EnginePrompt = {"prompt": text}
-        images, videos = call.prompt.images, call.prompt.videos
+        images, videos = chat.images, chat.videos
         data: dict[str, Any] = {}
         if images:
             data["image"] = [Image.fromarray(image) for image in images]
@@ -120,11 +156,10 @@ class ModelServer:
             }
         return prompt
 
-    def _sampling_params(self, call: GenerateCall) -> SamplingParams:
-        request = call.request
+    def _sampling_params(self, request: Any) -> SamplingParams:
         with warnings.catch_warnings():  # `max_tokens` is deprecated, yet clients send it
             warnings.simplefilter("ignore", DeprecationWarning)
-            requested = request.max_completion_tokens or request.max_tokens
+            requested = getattr(request, "max_completion_tokens", None) or request.max_tokens
         # Like `vllm serve`: the request, else the checkpoint's default, else the context;
         # the engine stops at max_model_len whatever the prompt's length.
         max_tokens = (

@@ -23,6 +23,7 @@ from vllm.v1.metrics.ray_wrappers import RayPrometheusStatLogger
 from deployments.config import ModelConfig
 from deployments.engine import EnginePrompt
 from deployments.errors import EngineUnavailableError
+from deployments.placement import engine_executor_backend
 from deployments.protocol import Delta
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ def engine_args_for(config: ModelConfig, model_path: Path) -> AsyncEngineArgs:
     kwargs: dict[str, Any] = dict(config.engine_args)
     kwargs.setdefault("served_model_name", config.name)
     kwargs.setdefault("disable_log_stats", False)
+    backend = engine_executor_backend(config.engine_args, config.deployment.bundle_per_worker)
+    if backend is not None:  # tensor parallel: Ray workers on GPUs, processes on CPUs
+        kwargs["distributed_executor_backend"] = backend
     structured = kwargs.get("structured_outputs_config")
     if structured is None or isinstance(structured, dict):
         given = structured or {}
@@ -58,7 +62,20 @@ class VLLMEngine:
     async def start(self) -> None:
         # vLLM's `vllm:*` metrics through Ray's metrics export (as `ray_vllm_*`), in place of
         # its own prometheus_client registry, which nothing scrapes inside a Serve replica.
-        self._llm = AsyncLLM.from_engine_args(self._args, stat_loggers=[RayPrometheusStatLogger])
+        vllm_config = self._args.create_engine_config()
+        if vllm_config.parallel_config.distributed_executor_backend == "ray":
+            # vLLM's Ray workers go into this replica's placement group (one bundle per
+            # device, deployments/placement.py), handed over explicitly because the engine
+            # core runs in a child process outside the replica's placement-group context.
+            import ray.util
+
+            vllm_config.parallel_config.placement_group = ray.util.get_current_placement_group()
+        self._llm = AsyncLLM.from_vllm_config(
+            vllm_config,
+            stat_loggers=[RayPrometheusStatLogger],
+            enable_log_requests=self._args.enable_log_requests,
+            disable_log_stats=self._args.disable_log_stats,
+        )
         model_config = self._llm.model_config
         self.max_model_len = model_config.max_model_len
         # The checkpoint's generation_config.json defaults, as `vllm serve` applies them.

@@ -36,7 +36,7 @@ def build_app(args: dict[str, Any]) -> serve.Application:
     config = AppConfig.model_validate(args)
     models = {
         model.name: serve.deployment(ModelServer)
-        .options(name=model.deployment_name, **model.deployment.serve_options())
+        .options(name=model.deployment_name, **model.serve_options())
         .bind(model.model_dump())
         for model in config.models
     }

@@ -108,7 +108,7 @@ async def build_chat_prompt(
                     f"Unsupported content part type {kind!r}; expected text, image_url, image, video_url or video",
                     f"{part_param}.type",
                 )
-        converted.append({"role": "system" if role == "developer" else role, "content": qwen_parts})
+        converted.append(_with_tool_fields(message, "system" if role == "developer" else role, qwen_parts))
     resolved = await _gather(images + videos)
     return ChatPrompt(messages=converted, images=resolved[: len(images)], videos=resolved[len(images):])
 
@@ -152,6 +152,22 @@ def _media_part(
         raise InvalidRequestError(f"{kind} needs a non-empty URL string", ref_param)
     outer = validate_options(part, keys, param, media.config)
     return ref, ref_param, merge_options(inner, outer)
+
+
+def _with_tool_fields(message: dict[str, Any], role: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The converted message, keeping what chat templates read for tool use."""
+    converted: dict[str, Any] = {"role": role, "content": parts}
+    if role == "assistant" and message.get("tool_calls"):
+        converted["tool_calls"] = [_template_tool_call(call) for call in message["tool_calls"]]
+    if role == "tool" and message.get("tool_call_id"):
+        converted["tool_call_id"] = message["tool_call_id"]
+    return converted
+
+
+def _template_tool_call(call: Any) -> dict[str, Any]:
+    """An assistant's earlier tool call; Qwen templates print `arguments` as given."""
+    function = call.get("function", {}) if isinstance(call, dict) else {}
+    return {"type": "function", "function": {"name": function.get("name"), "arguments": function.get("arguments")}}
 
 
 def _content_parts(content: Any, role: str, param: str) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """Build response bodies as the `openai` package's own types.
 
-`ChatCompletion` for a whole answer, `ChatCompletionChunk` for stream events; they are
-constructed from engine `Delta`s so usage is the engine's real token count.
+`ChatCompletion` / `Completion` for a whole answer, `ChatCompletionChunk` / `Completion`
+chunks for stream events; they are constructed from engine `Delta`s so usage is the
+engine's real token count.
 """
 
 from __future__ import annotations
@@ -9,12 +10,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from typing import Any
+
+from openai.types import Completion, CompletionChoice
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
-from openai.types.chat import ChatCompletionTokenLogprob
+from openai.types.chat import ChatCompletionMessageToolCall, ChatCompletionTokenLogprob
 from openai.types.chat.chat_completion import Choice, ChoiceLogprobs
 from openai.types.chat.chat_completion_chunk import ChoiceLogprobs as ChunkChoiceLogprobs
 from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
-from openai.types.chat.chat_completion_chunk import ChoiceDelta
+from openai.types.chat.chat_completion_chunk import ChoiceDelta, ChoiceDeltaToolCall
+from openai.types.completion_choice import Logprobs as CompletionLogprobs
 from openai.types.completion_usage import CompletionUsage
 
 from deployments.protocol import Delta
@@ -26,6 +31,7 @@ class _ChoiceState:
     completion_tokens: int = 0
     finish_reason: str | None = None
     logprobs: list[dict] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -33,7 +39,12 @@ class ChatAccumulator:
     """Collects deltas of every choice into the final answer and its usage."""
 
     choices: dict[int, _ChoiceState] = field(default_factory=dict)
-    prompt_tokens: int = 0
+    choices_per_prompt: int = 0  # > 0 when choices of several prompts share the answer
+    prompt_tokens_by_prompt: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(self.prompt_tokens_by_prompt.values())
 
     def add(self, delta: Delta) -> None:
         state = self.choices.setdefault(delta.index, _ChoiceState())
@@ -42,7 +53,11 @@ class ChatAccumulator:
         state.finish_reason = delta.finish_reason or state.finish_reason
         if delta.logprobs is not None:
             state.logprobs = (state.logprobs or []) + delta.logprobs
-        self.prompt_tokens = delta.prompt_tokens or self.prompt_tokens
+        if delta.tool_calls:
+            state.tool_calls = (state.tool_calls or []) + delta.tool_calls
+        if delta.prompt_tokens:
+            prompt = delta.index // self.choices_per_prompt if self.choices_per_prompt else 0
+            self.prompt_tokens_by_prompt[prompt] = delta.prompt_tokens
 
     def usage(self) -> CompletionUsage:
         completion = sum(s.completion_tokens for s in self.choices.values())
@@ -61,7 +76,7 @@ class ChatAccumulator:
             choices=[
                 Choice(
                     index=index,
-                    message=ChatCompletionMessage(role="assistant", content="".join(state.text)),
+                    message=_message(state),
                     finish_reason=state.finish_reason or "stop",
                     logprobs=_choice_logprobs(state.logprobs),
                 )
@@ -69,6 +84,34 @@ class ChatAccumulator:
             ],
             usage=self.usage(),
         )
+
+    def text_completion(self, completion_id: str, model: str, created: int) -> Completion:
+        """The whole answer of `/v1/completions`."""
+        return Completion(
+            id=completion_id,
+            object="text_completion",
+            created=created,
+            model=model,
+            choices=[
+                CompletionChoice(
+                    index=index,
+                    text="".join(state.text),
+                    finish_reason=state.finish_reason or "stop",
+                    logprobs=completion_logprobs(state.logprobs),
+                )
+                for index, state in sorted(self.choices.items())
+            ],
+            usage=self.usage(),
+        )
+
+
+def _message(state: _ChoiceState) -> ChatCompletionMessage:
+    """The assistant's message; `content` is null when it only calls tools, as OpenAI's is."""
+    text = "".join(state.text)
+    if not state.tool_calls:
+        return ChatCompletionMessage(role="assistant", content=text)
+    calls = [ChatCompletionMessageToolCall.model_validate(call) for call in state.tool_calls]
+    return ChatCompletionMessage(role="assistant", content=text or None, tool_calls=calls)
 
 
 @dataclass(frozen=True)
@@ -98,6 +141,10 @@ class ChunkFactory:
 
     def content(self, delta: Delta) -> ChatCompletionChunk:
         choice_delta = ChoiceDelta(content=delta.text) if delta.text else ChoiceDelta()
+        if delta.tool_calls:
+            choice_delta.tool_calls = [
+                ChoiceDeltaToolCall.model_validate({**call, "index": i}) for i, call in enumerate(delta.tool_calls)
+            ]
         logprobs = _chunk_logprobs(delta.logprobs)
         return self._chunk(
             [ChunkChoice(index=delta.index, delta=choice_delta, finish_reason=delta.finish_reason, logprobs=logprobs)]
@@ -105,6 +152,56 @@ class ChunkFactory:
 
     def usage(self, usage: CompletionUsage) -> ChatCompletionChunk:
         return self._chunk([], usage)
+
+
+@dataclass(frozen=True)
+class CompletionChunkFactory:
+    """Stream events of one `/v1/completions` answer (`Completion` objects, no role chunk)."""
+
+    completion_id: str
+    model: str
+    created: int
+    include_usage: bool
+
+    def _chunk(self, choices: list[CompletionChoice], usage: CompletionUsage | None = None) -> Completion:
+        chunk = Completion(
+            id=self.completion_id, object="text_completion", created=self.created, model=self.model, choices=choices
+        )
+        if self.include_usage:
+            chunk.usage = usage
+        return chunk
+
+    def role(self, index: int) -> None:
+        """Text completions have no role: nothing opens a choice."""
+        return None
+
+    def content(self, delta: Delta) -> Completion:
+        # constructed unvalidated: the openai type's finish_reason is not nullable, while
+        # stream chunks carry `null` until the last (as OpenAI's and vLLM's do)
+        choice = CompletionChoice.model_construct(
+            index=delta.index, text=delta.text, finish_reason=delta.finish_reason,
+            logprobs=completion_logprobs(delta.logprobs),
+        )
+        return self._chunk([choice])
+
+    def usage(self, usage: CompletionUsage) -> Completion:
+        return self._chunk([], usage)
+
+
+def completion_logprobs(entries: list[dict] | None) -> CompletionLogprobs | None:
+    """Chat-style token logprob dicts in the legacy completions shape (offsets into the text)."""
+    if entries is None:
+        return None
+    offsets, position = [], 0
+    for entry in entries:
+        offsets.append(position)
+        position += len(entry["token"])
+    return CompletionLogprobs(
+        tokens=[e["token"] for e in entries],
+        token_logprobs=[e["logprob"] for e in entries],
+        top_logprobs=[{t["token"]: t["logprob"] for t in e.get("top_logprobs", [])} for e in entries],
+        text_offset=offsets,
+    )
 
 
 def _choice_logprobs(entries: list[dict] | None) -> ChoiceLogprobs | None:

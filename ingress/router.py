@@ -21,7 +21,7 @@ from deployments.protocol import Delta, GenerateCall, ModelInfo
 class ModelClient(Protocol):
     """Calls into one model deployment."""
 
-    def chat(self, call: GenerateCall) -> AsyncIterator[list[Delta]]: ...
+    def generate(self, call: GenerateCall) -> AsyncIterator[list[Delta]]: ...
 
     async def info(self) -> ModelInfo: ...
 
@@ -34,8 +34,8 @@ class ServeModelClient:
     def __init__(self, handle) -> None:  # noqa: ANN001 - ray.serve.handle.DeploymentHandle
         self._handle = handle
 
-    def chat(self, call: GenerateCall) -> AsyncIterator[list[Delta]]:
-        return self._handle.options(method_name="chat", stream=True).remote(call)
+    def generate(self, call: GenerateCall) -> AsyncIterator[list[Delta]]:
+        return self._handle.options(method_name="generate", stream=True).remote(call)
 
     async def info(self) -> ModelInfo:
         return await self._handle.info.remote()

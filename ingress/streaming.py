@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from deployments.protocol import Delta
 from ingress.errors import as_serve_error, error_body
 from ingress.metrics import record_inter_token_latency, record_tokens
-from ingress.responses import ChatAccumulator, ChunkFactory
+from ingress.responses import ChatAccumulator, ChunkFactory, CompletionChunkFactory
 
 DONE_EVENT = "data: [DONE]\n\n"
 
@@ -39,11 +39,14 @@ async def prepend(first: list[Delta], rest: AsyncIterator[list[Delta]]) -> Async
         yield batch
 
 
-async def chat_events(
-    stream: AsyncIterator[list[Delta]], chunks: ChunkFactory, source: Any = None
+async def completion_events(
+    stream: AsyncIterator[list[Delta]],
+    chunks: ChunkFactory | CompletionChunkFactory,
+    source: Any = None,
+    choices_per_prompt: int = 0,
 ) -> AsyncIterator[str]:
-    """Chat completion chunks as SSE; `source` is cancelled if the client leaves early."""
-    accumulator = ChatAccumulator()
+    """Chat or text completion chunks as SSE; `source` is cancelled if the client leaves early."""
+    accumulator = ChatAccumulator(choices_per_prompt=choices_per_prompt)
     started: set[int] = set()
     finished = False
     first_at = last_at = 0.0
@@ -54,9 +57,11 @@ async def chat_events(
             for delta in batch:
                 if delta.index not in started:
                     started.add(delta.index)
-                    yield sse_event(chunks.role(delta.index))
+                    opening = chunks.role(delta.index)
+                    if opening is not None:
+                        yield sse_event(opening)
                 accumulator.add(delta)
-                if delta.text or delta.finish_reason:
+                if delta.text or delta.finish_reason or delta.tool_calls:
                     yield sse_event(chunks.content(delta))
         usage = accumulator.usage()
         _record_stream(chunks.model, usage, first_at, last_at, len(started))

@@ -103,8 +103,8 @@ class LocalModelClient:
     def __init__(self, server: ModelServer) -> None:
         self.server = server
 
-    def chat(self, call: GenerateCall) -> AsyncIterator[list[Delta]]:
-        return self.server.chat(call)
+    def generate(self, call: GenerateCall) -> AsyncIterator[list[Delta]]:
+        return self.server.generate(call)
 
     async def info(self) -> ModelInfo:
         return await self.server.info()

@@ -48,3 +48,54 @@ def test_config_errors_name_the_field(change, field):
     with pytest.raises(ValidationError) as caught:
         AppConfig.model_validate(args)
     assert field in str(caught.value)
+
+
+def _gpu_args() -> dict:
+    return yaml.safe_load((ROOT / "serve_config.yaml").read_text())["applications"][0]["args"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda m: m["deployment"].update(autoscaling_config={"max_replicas": 0}), "max_replicas"),
+        (lambda m: m["deployment"].update(autoscaling_config={"min_replicas": 3, "max_replicas": 2}), "max_replicas"),
+        (lambda m: m["deployment"].update(autoscaling_config={"target_ongoing": 2}), "target_ongoing"),
+        (lambda m: m["deployment"].update(autoscaling_config={"min_replicas": 1}), "num_replicas"),
+        (lambda m: m["deployment"].update(max_queued_requests=-2), "max_queued_requests"),
+        (lambda m: m["deployment"].update(placement_group_strategy="PACKED"), "placement_group_strategy"),
+        (lambda m: m["engine_args"].update(tensor_parallel_size=0), "tensor_parallel_size"),
+        (lambda m: m["engine_args"].update(tensor_parallel_size=2), "num_gpus"),
+    ],
+)
+def test_deployment_errors_name_the_field(change, field):
+    args = _gpu_args()
+    change(args["models"][0])
+    with pytest.raises(ValidationError) as caught:
+        AppConfig.model_validate(args)
+    assert field in str(caught.value)
+
+
+def test_gpu_config_autoscales_bounds_queues_and_drains():
+    config = AppConfig.model_validate(_gpu_args())
+    by_name = {m.name: m.serve_options() for m in config.models}
+    scaled = by_name["Qwen/Qwen2.5-VL-3B-Instruct"]
+    assert scaled["autoscaling_config"]["max_replicas"] >= 2 and "num_replicas" not in scaled
+    for options in by_name.values():
+        assert options["max_queued_requests"] > 0
+        assert options["ray_actor_options"]["num_gpus"] == 1 and "placement_group_bundles" not in options
+        assert options["graceful_shutdown_timeout_s"] >= 60
+
+
+def test_commented_7b_block_is_valid_tensor_parallel_2():
+    text = (ROOT / "serve_config.yaml").read_text()
+    start = text.index("# - name: Qwen/Qwen2.5-VL-7B-Instruct")
+    lines = [line.strip()[2:] for line in text[start:].splitlines() if line.strip().startswith("#")]
+    (model,) = yaml.safe_load("\n".join(lines))
+    args = _gpu_args()
+    args["models"].append(model)
+    config = AppConfig.model_validate(args)
+    options = config.models[-1].serve_options()
+    assert model["engine_args"]["tensor_parallel_size"] == 2
+    assert options["placement_group_bundles"] == [{"CPU": 4, "GPU": 1}, {"GPU": 1}]
+    assert options["placement_group_strategy"] == "STRICT_PACK"
+    assert options["autoscaling_config"]["min_replicas"] == 0  # scale to zero

@@ -1,0 +1,88 @@
+"""`qwen-vl-serve`: operator commands around a Serve config file.
+
+    qwen-vl-serve download serve_config.yaml   # fetch every model into the shared cache
+    qwen-vl-serve validate serve_config.yaml   # check the config against the schema
+
+`download` resolves each configured model's `source` exactly as a replica would
+(deployments/sources.py: hub, revision, QWEN_VL_SERVE_CACHE), so replicas started later
+find the weights in the cache; run it on the shared volume before `serve run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from deployments.config import AppConfig
+from deployments.placement import TensorParallelError, check_checkpoint_tensor_parallel
+from deployments.sources import ModelSourceError, cache_root, resolve_model_path
+
+BUILD_APP = "ingress.app:build_app"
+
+
+def load_app_configs(path: Path) -> dict[str, AppConfig]:
+    """Application name -> validated args, for every qwen-vl-serve application in the file."""
+    document: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
+    configs = {}
+    for index, application in enumerate(document.get("applications") or []):
+        if application.get("import_path") != BUILD_APP:
+            continue
+        name = application.get("name", f"applications[{index}]")
+        try:
+            configs[name] = AppConfig.model_validate(application.get("args") or {})
+        except ValidationError as exc:
+            raise SystemExit(f"{path}: application {name!r}: {exc}") from None
+    if not configs:
+        raise SystemExit(f"{path}: no application with import_path {BUILD_APP}")
+    return configs
+
+
+def download(path: Path, only: list[str]) -> int:
+    """Resolve every model's source into the cache; 1 if any failed."""
+    failed = 0
+    for app_name, config in load_app_configs(path).items():
+        for model in config.models:
+            if only and model.name not in only:
+                continue
+            print(f"[{app_name}] {model.name}: {model.source}", flush=True)
+            try:
+                local = resolve_model_path(model)
+                check_checkpoint_tensor_parallel(local, model.engine_args)
+            except (ModelSourceError, TensorParallelError) as exc:
+                print(f"  failed: {exc}", file=sys.stderr, flush=True)
+                failed += 1
+                continue
+            print(f"  ready at {local}", flush=True)
+    print(f"cache: {cache_root()}", flush=True)
+    return 1 if failed else 0
+
+
+def validate(path: Path) -> int:
+    for app_name, config in load_app_configs(path).items():
+        print(f"[{app_name}] ok: {', '.join(m.name for m in config.models)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="qwen-vl-serve", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    fetch = commands.add_parser("download", help="fetch the configured models into the shared cache")
+    fetch.add_argument("config", type=Path, help="a Serve config file (serve_config.yaml)")
+    fetch.add_argument("--model", action="append", default=[], help="only this model name (repeatable)")
+    check = commands.add_parser("validate", help="validate a Serve config file against the schema")
+    check.add_argument("config", type=Path)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # download progress lines
+    if args.command == "download":
+        return download(args.config, args.model)
+    return validate(args.config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

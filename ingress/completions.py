@@ -1,0 +1,104 @@
+"""`POST /v1/completions`: a plain text prompt (no chat template), streamed or whole.
+
+Text only, like `vllm serve` for these models. A list of prompts is answered in one
+response: each prompt is its own engine request, and the choices of prompt `i` get
+indexes `i * n .. i * n + n - 1`, as OpenAI numbers them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from deployments.protocol import Delta, GenerateCall
+from ingress.answering import respond
+from ingress.protocol import parse_completion_request, prompts_of
+from ingress.responses import CompletionChunkFactory, now
+from ingress.router import ModelRouter
+
+_END = object()
+
+
+async def create_completion(
+    body: Any, request_id: str, router: ModelRouter, max_n: int = 8
+) -> JSONResponse | StreamingResponse:
+    """Serve one text completion request, streamed or whole."""
+    request = parse_completion_request(body, max_n)
+    route = router.route_to_model(request.model)
+    prompts = prompts_of(request)
+    completion_id, created, model = f"cmpl-{request_id}", now(), route.config.name
+    engine_request = request.model_copy(update={"prompt": None})
+    streams = [
+        route.client.generate(
+            GenerateCall(
+                request_id=completion_id if len(prompts) == 1 else f"{completion_id}-{i}",
+                prompt=prompt,
+                request=engine_request,
+            )
+        )
+        for i, prompt in enumerate(prompts)
+    ]
+    chunks = None
+    if request.stream:
+        include_usage = bool(request.stream_options and request.stream_options.include_usage)
+        chunks = CompletionChunkFactory(completion_id, model, created, include_usage)
+    return await respond(
+        MergedStream(streams, request.n),
+        chunks,
+        lambda answer: answer.text_completion(completion_id, model, created),
+        {"x-request-id": request_id},
+        choices_per_prompt=request.n,
+    )
+
+
+class MergedStream:
+    """The delta streams of several prompts as one, choices renumbered by prompt.
+
+    `cancel()` cancels every source (a client that leaves aborts all its engine requests).
+    """
+
+    def __init__(self, streams: list[AsyncIterator[list[Delta]]], choices_per_prompt: int) -> None:
+        self._streams = streams
+        self._n = choices_per_prompt
+
+    def cancel(self) -> None:
+        for stream in self._streams:
+            if hasattr(stream, "cancel"):
+                stream.cancel()
+
+    def __aiter__(self) -> AsyncIterator[list[Delta]]:
+        if len(self._streams) == 1:
+            return aiter(self._streams[0])
+        return self._merged()
+
+    async def _merged(self) -> AsyncIterator[list[Delta]]:
+        queue: asyncio.Queue = asyncio.Queue()
+
+        async def pump(offset: int, stream: AsyncIterator[list[Delta]]) -> None:
+            try:
+                async for batch in stream:
+                    queue.put_nowait([replace(d, index=offset + d.index) for d in batch])
+            except Exception as exc:  # re-raised by the consumer
+                queue.put_nowait(exc)
+            finally:
+                queue.put_nowait(_END)
+
+        tasks = [asyncio.create_task(pump(i * self._n, s)) for i, s in enumerate(self._streams)]
+        try:
+            remaining = len(tasks)
+            while remaining:
+                item = await queue.get()
+                if item is _END:
+                    remaining -= 1
+                elif isinstance(item, Exception):
+                    raise item
+                else:
+                    yield item
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)

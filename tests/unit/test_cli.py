@@ -1,0 +1,49 @@
+"""`qwen-vl-serve download|validate`: the operator's pre-download and config check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deployments import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_download_resolves_every_configured_model(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("QWEN_VL_SERVE_CACHE", str(tmp_path / "cache"))
+    assert cli.main(["download", str(ROOT / "serve_config.cpu.yaml")]) == 0
+    out = capsys.readouterr().out
+    for family in ("qwen2-vl", "qwen2.5-vl"):
+        assert f"tiny://{family}" in out
+        assert list((tmp_path / "cache").rglob("config.json"))
+    assert out.count("ready at") == 2
+
+
+def test_download_reports_a_failing_source_and_exits_nonzero(tmp_path, monkeypatch, capsys):
+    config = yaml.safe_load((ROOT / "serve_config.cpu.yaml").read_text())
+    config["applications"][0]["args"]["models"][1]["source"] = str(tmp_path / "missing")
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("QWEN_VL_SERVE_CACHE", str(tmp_path / "cache"))
+    assert cli.main(["download", str(path), "--model", "tiny-qwen2.5-vl"]) == 1
+    captured = capsys.readouterr()
+    assert "no such local directory" in captured.err
+    assert "tiny-qwen2-vl" not in captured.out  # --model picked one
+
+
+@pytest.mark.parametrize("name", ["serve_config.yaml", "serve_config.cpu.yaml"])
+def test_validate_accepts_the_shipped_configs(name, capsys):
+    assert cli.main(["validate", str(ROOT / name)]) == 0
+    assert "ok" in capsys.readouterr().out
+
+
+def test_validate_names_the_bad_field(tmp_path):
+    config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
+    config["applications"][0]["args"]["models"][0]["deployment"]["max_ongoing_requests"] = 0
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(SystemExit, match="max_ongoing_requests"):
+        cli.main(["validate", str(path)])
