@@ -5,6 +5,8 @@ Qwen way and videos already sampled; vLLM is told not to resize or resample them
 Fetching is async (ingress/media_fetch.py: SSRF-safe http(s), data URLs, allowed local
 files); decoding and resizing run in worker threads, concurrently across the parts of a
 request, so the event loop keeps serving. Results are cached by URL or content hash.
+Each real fetch (time, bytes) and decode (time) is recorded through ingress/metrics.py,
+here in the ingress replica; work skipped thanks to the cache records nothing.
 
 Resizing and sampling options are qwen-vl-utils' keys (`min_pixels`, `max_pixels`,
 `resized_height`, `resized_width`; for videos also `fps`, `nframes`, `min_frames`,
@@ -17,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -27,6 +31,9 @@ from ingress.media_cache import MediaCache
 from ingress.media_fetch import MediaFetcher
 from ingress.media_image import prepare_image, sizing_from
 from ingress.media_video import VideoItem, decode_video, frames_video, open_frame
+from ingress.metrics import record_media_decode, record_media_fetch
+
+T = TypeVar("T")
 
 _INT_KEYS = ("min_pixels", "max_pixels", "resized_height", "resized_width")
 _VIDEO_INT_KEYS = ("nframes", "min_frames", "max_frames", "total_pixels")
@@ -111,6 +118,16 @@ def _options_key(options: dict[str, Any]) -> tuple:
     return tuple(sorted(options.items()))
 
 
+async def _timed_in_thread(fn: Callable[..., T], *args: Any) -> tuple[T, float]:
+    """`fn(*args)` in a worker thread, and the seconds it took there (not its wait for a thread)."""
+
+    def run() -> tuple[T, float]:
+        started = time.perf_counter()
+        return fn(*args), time.perf_counter() - started
+
+    return await asyncio.to_thread(run)
+
+
 class MediaResolver:
     """Fetches, decodes, resizes and caches the media of requests (one per ingress replica)."""
 
@@ -119,19 +136,26 @@ class MediaResolver:
         self.fetcher = MediaFetcher(self.config)
         self.cache = MediaCache(self.config.cache_max_bytes)
 
-    async def _bytes(self, ref: Any, param: str, max_bytes: int) -> tuple[bytes | None, tuple]:
+    async def _fetch(self, ref: Any, kind: str, param: str, max_bytes: int) -> bytes:
+        """The bytes behind `ref`, recording the fetch (source: data, http or file)."""
+        started = time.perf_counter()
+        data = await self.fetcher.fetch(ref, param, max_bytes)
+        record_media_fetch(kind, self.fetcher.kind_of(ref), time.perf_counter() - started, len(data))
+        return data
+
+    async def _bytes(self, ref: Any, kind: str, param: str, max_bytes: int) -> tuple[bytes | None, tuple]:
         """(bytes or None when served from cache by URL, cache key of the source)."""
         if isinstance(ref, str) and self.fetcher.kind_of(ref) == "http":
             self.fetcher._check_url_or_raise(ref, param)
             return None, ("url", ref)
-        data = await self.fetcher.fetch(ref, param, max_bytes)
+        data = await self._fetch(ref, kind, param, max_bytes)
         return data, ("sha256", hashlib.sha256(data).hexdigest())
 
-    async def _fetch_cached_url(self, ref: str, param: str, max_bytes: int) -> bytes:
+    async def _fetch_cached_url(self, ref: str, kind: str, param: str, max_bytes: int) -> bytes:
         key = ("bytes", ref)
         data = self.cache.get(key)
         if data is None:
-            data = self.cache.put(key, await self.fetcher.fetch(ref, param, max_bytes))
+            data = self.cache.put(key, await self._fetch(ref, kind, param, max_bytes))
         return data
 
     async def image(self, ref: Any, options: dict[str, Any], param: str) -> np.ndarray:
@@ -139,14 +163,15 @@ class MediaResolver:
         check_pixel_bounds(options, param)
         sizing = sizing_from(options)
         max_bytes = self.config.max_image_bytes
-        data, source = await self._bytes(ref, param, max_bytes)
+        data, source = await self._bytes(ref, "image", param, max_bytes)
         key = ("image", source, _options_key(options))
         cached = self.cache.get(key)
         if cached is not None:
             return cached
         if data is None:
-            data = await self._fetch_cached_url(ref, param, max_bytes)
-        array = await asyncio.to_thread(prepare_image, data, sizing, param, self.config.max_image_pixels)
+            data = await self._fetch_cached_url(ref, "image", param, max_bytes)
+        array, seconds = await _timed_in_thread(prepare_image, data, sizing, param, self.config.max_image_pixels)
+        record_media_decode("image", seconds)
         return self.cache.put(key, array)
 
     async def video(self, ref: Any, options: dict[str, Any], param: str) -> VideoItem:
@@ -155,14 +180,15 @@ class MediaResolver:
         if isinstance(ref, list):
             return await self._frame_list(ref, options, param)
         max_bytes = self.config.max_video_bytes
-        data, source = await self._bytes(ref, param, max_bytes)
+        data, source = await self._bytes(ref, "video", param, max_bytes)
         key = ("video", source, _options_key(options))
         cached = self.cache.get(key)
         if cached is not None:
             return cached
         if data is None:
-            data = await self._fetch_cached_url(ref, param, max_bytes)
-        item = await asyncio.to_thread(decode_video, data, options, param, self.config)
+            data = await self._fetch_cached_url(ref, "video", param, max_bytes)
+        item, seconds = await _timed_in_thread(decode_video, data, options, param, self.config)
+        record_media_decode("video", seconds)
         return self.cache.put(key, item)
 
     async def _frame_list(self, refs: list[Any], options: dict[str, Any], param: str) -> VideoItem:
@@ -173,10 +199,12 @@ class MediaResolver:
                 f"At most {self.config.max_video_frames} frames per video", param, code="too_many_frames"
             )
 
-        async def one(i: int, ref: Any):  # noqa: ANN202 - PIL image
+        async def one(i: int, ref: Any):  # noqa: ANN202 - (PIL image, decode seconds)
             frame_param = f"{param}[{i}]"
-            data = await self.fetcher.fetch(ref, frame_param, self.config.max_image_bytes)
-            return await asyncio.to_thread(open_frame, data, frame_param, self.config.max_image_pixels)
+            data = await self._fetch(ref, "video", frame_param, self.config.max_image_bytes)
+            return await _timed_in_thread(open_frame, data, frame_param, self.config.max_image_pixels)
 
-        images = await asyncio.gather(*(one(i, r) for i, r in enumerate(refs)))
-        return await asyncio.to_thread(frames_video, list(images), options, param)
+        opened = await asyncio.gather(*(one(i, r) for i, r in enumerate(refs)))
+        item, seconds = await _timed_in_thread(frames_video, [image for image, _ in opened], options, param)
+        record_media_decode("video", seconds + sum(s for _, s in opened))  # one video, all its frames
+        return item

@@ -247,7 +247,8 @@ def record_media_counts(model: str, images: int, videos: int) -> None:
 
 
 def record_media_fetch(kind: str, source: str, seconds: float, num_bytes: int) -> None:
-    """One media item fetched or base64-decoded: its time and encoded size."""
+    """One media item (or one frame of a video sent as frames) fetched or base64-decoded:
+    its time and encoded size."""
     metrics = ingress_metrics()
     metrics.media_fetch.observe(seconds, tags={"kind": kind, "source": source})
     if num_bytes > 0:

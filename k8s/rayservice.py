@@ -12,11 +12,16 @@ test_k8s.py regenerates the manifest and fails when the two drift apart. Everyth
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from deployments.config import AppConfig, ModelConfig
+from deployments.placement import world_size
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVE_CONFIG = ROOT / "serve_config.yaml"
@@ -42,9 +47,11 @@ HEADER = """\
 #   `pip install qwen-vl-serve[gpu]` (official vLLM 0.32.0); build it from k8s/Dockerfile.
 # - head group: no GPUs and no CPUs for work (num-cpus/num-gpus "0"): it runs the GCS, the
 #   dashboard, the autoscaler and a Serve proxy, never a model or ingress replica.
-# - gpu-workers: one GPU per pod (limits equal requests); the Ray autoscaler
-#   (enableInTreeAutoscaling) adds pods between minReplicas and maxReplicas as Serve asks
-#   for replicas, and removes them after idleTimeoutSeconds.
+# - gpu-workers: as many GPUs per pod as the largest tensor-parallel replica needs (one
+#   node each; limits equal requests); the Ray autoscaler (enableInTreeAutoscaling) adds
+#   pods between minReplicas and maxReplicas as Serve asks for replicas, and removes them
+#   after idleTimeoutSeconds. Both bounds are the models' GPUs at their fewest and most
+#   replicas (serve_config.yaml's num_replicas / autoscaling_config), in pods.
 # - ports, named: serve 8000 (OpenAI API), metrics 8080 (Ray's metrics export: ours, Serve's
 #   and vLLM's; scraped by k8s/podmonitor.yaml), dashboard 8265, gcs 6379, client 10001.
 # - model cache: the PersistentVolumeClaim below, mounted at /models (QWEN_VL_SERVE_CACHE),
@@ -93,6 +100,50 @@ def _volume_mounts() -> list[dict[str, Any]]:
     ]
 
 
+@dataclass(frozen=True)
+class WorkerShape:
+    """GPUs per worker pod and the pod counts the models need."""
+
+    gpus_per_pod: int
+    min_pods: int
+    max_pods: int
+
+
+# Serve's defaults for `num_replicas: auto` (its autoscaling between 1 and 100 replicas).
+_AUTO_REPLICAS = (1, 100)
+
+
+def _replica_bounds(model: ModelConfig) -> tuple[int, int]:
+    """(fewest, most) replicas Serve may run of a model's deployment."""
+    options = model.deployment
+    if options.autoscaling_config is not None:
+        return options.autoscaling_config.min_replicas, options.autoscaling_config.max_replicas
+    if options.num_replicas == "auto":
+        return _AUTO_REPLICAS
+    count = options.num_replicas if options.num_replicas is not None else 1
+    return count, count
+
+
+def _replica_gpus(model: ModelConfig) -> float:
+    """GPUs one replica holds: its placement group's (tensor parallel) or its actor's."""
+    size = world_size(model.engine_args)
+    return float(size) if size > 1 else float(model.deployment.ray_actor_options.get("num_gpus", 0))
+
+
+def worker_shape(serve_config: dict[str, Any]) -> WorkerShape:
+    """The GPU worker group that fits serve_config.yaml's models at their fewest and most
+    replicas, so the autoscaler neither stops short of Serve nor starts idle GPUs."""
+    fewest = most = 0.0
+    largest = 1
+    for application in serve_config["applications"]:
+        for model in AppConfig.model_validate(application.get("args", {})).models:
+            low, high = _replica_bounds(model)
+            fewest += low * _replica_gpus(model)
+            most += high * _replica_gpus(model)
+            largest = max(largest, world_size(model.engine_args))
+    return WorkerShape(largest, math.ceil(fewest / largest), max(1, math.ceil(most / largest)))
+
+
 def _resources(cpu: str, memory: str, gpus: int = 0) -> dict[str, Any]:
     amounts: dict[str, Any] = {"cpu": cpu, "memory": memory}
     if gpus:
@@ -124,14 +175,15 @@ def head_group() -> dict[str, Any]:
     }
 
 
-def gpu_worker_group() -> dict[str, Any]:
-    """GPU workers: one GPU each, scaled by the Ray autoscaler."""
+def gpu_worker_group(shape: WorkerShape) -> dict[str, Any]:
+    """GPU workers: `shape.gpus_per_pod` GPUs each (8 CPUs, 48Gi per GPU), autoscaled."""
+    gpus = shape.gpus_per_pod
     container = {
         "name": "ray-worker",
         "image": IMAGE,
         "ports": [_port("serve", SERVE_PORT), _port("metrics", METRICS_PORT)],
         "env": _env(),
-        "resources": _resources("8", "48Gi", gpus=1),
+        "resources": _resources(str(8 * gpus), f"{48 * gpus}Gi", gpus=gpus),
         "volumeMounts": _volume_mounts(),
         "readinessProbe": {
             "httpGet": {"path": "/-/healthz", "port": "serve"},
@@ -143,9 +195,9 @@ def gpu_worker_group() -> dict[str, Any]:
     }
     return {
         "groupName": "gpu-workers",
-        "replicas": 2,
-        "minReplicas": 2,
-        "maxReplicas": 4,
+        "replicas": shape.min_pods,
+        "minReplicas": shape.min_pods,
+        "maxReplicas": shape.max_pods,
         "rayStartParams": {"metrics-export-port": str(METRICS_PORT)},
         "template": {
             "spec": {
@@ -172,7 +224,7 @@ def rayservice(serve_config: dict[str, Any]) -> dict[str, Any]:
                 "enableInTreeAutoscaling": True,
                 "autoscalerOptions": {"upscalingMode": "Default", "idleTimeoutSeconds": 300},
                 "headGroupSpec": head_group(),
-                "workerGroupSpecs": [gpu_worker_group()],
+                "workerGroupSpecs": [gpu_worker_group(worker_shape(serve_config))],
             },
         },
     }

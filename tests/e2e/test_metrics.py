@@ -1,14 +1,16 @@
 """Every dashboard panel is fed by real series: a real Prometheus scrapes the running app.
 
 The app (tests/e2e/conftest.py) runs with Ray's metrics export port; this module starts
-Debian's `prometheus` on loopback scraping it every second, sends image, streaming and
-failing requests, then evaluates each panel query of k8s/dashboard.py through Prometheus'
-HTTP API. Counts and token sums are compared as the increase over what this module sent
-(other e2e tests share the app), read from Prometheus.
+Debian's `prometheus` on loopback scraping it every second, sends image (data URL and
+local file), streaming and failing requests, then evaluates each panel query of
+k8s/dashboard.py through Prometheus' HTTP API. Counts, token and media byte sums are
+compared as the increase over what this module sent (other e2e tests share the app), read
+from Prometheus.
 """
 
 from __future__ import annotations
 
+import base64
 import math
 import shutil
 import socket
@@ -34,9 +36,6 @@ MODEL = "tiny-qwen2-vl"
 # valid PromQL (Prometheus answers "success"); they are not required to return data.
 UNFED_ON_CPU_APP = {
     "Backpressure rejections": "needs a full queue: serve_config.cpu.yaml sets no max_queued_requests",
-    "Media fetch time": "recorded once ingress/media.py calls ingress.metrics.record_media_fetch",
-    "Media decode time": "recorded once ingress/media.py calls ingress.metrics.record_media_decode",
-    "Media bytes per second": "recorded once ingress/media.py calls ingress.metrics.record_media_fetch",
 }
 
 
@@ -125,22 +124,35 @@ TALLIES = {  # what Prometheus reads -> what the requests of one round add to it
     "completion": f'ray_qvs_completion_tokens_total{{model="{MODEL}"}}',
     "engine_prompt": f'ray_vllm_prompt_tokens_total{{model_name="{MODEL}"}}',
     "engine_completion": f'ray_vllm_generation_tokens_total{{model_name="{MODEL}"}}',
+    "fetches_data": 'ray_qvs_media_fetch_seconds_count{kind="image",source="data"}',
+    "fetches_file": 'ray_qvs_media_fetch_seconds_count{kind="image",source="file"}',
+    "bytes_data": 'ray_qvs_media_bytes_total{kind="image",source="data"}',
+    "bytes_file": 'ray_qvs_media_bytes_total{kind="image",source="file"}',
+    "decodes": 'ray_qvs_media_decode_seconds_count{kind="image"}',
 }
 
 
-def send_round(client: openai.OpenAI) -> dict[str, int]:
-    """Image, streaming and failing requests; what they should add to each tally."""
-    image = image_data_url(96, 64, seed=5)
+def send_round(client: openai.OpenAI, media_dir: Path, seed: int) -> dict[str, int]:
+    """Image, streaming and failing requests; what they should add to each tally.
+
+    Each round's image is new to the app (its `seed`), so the ingress decodes it once; the
+    repeat and the stream (the same bytes, read from a local file) hit the ingress cache.
+    """
+    image = image_data_url(96, 64, seed=seed)
+    png = base64.b64decode(image.split(",", 1)[1])
+    (media_dir / f"metrics-{seed}.png").write_bytes(png)
     # Longer than a few KV blocks (128 tokens each on CPU), so a repeat hits the prefix cache.
     text = "Describe the picture in detail. " * 80
     messages = [{"role": "user", "content": [image_part(image), {"type": "text", "text": text}]}]
+    from_file = [{"role": "user", "content": [image_part(str(media_dir / f"metrics-{seed}.png")),
+                                              {"type": "text", "text": text}]}]
     prompt = completion = 0
     for _ in range(2):  # the same image and prompt twice: prefix and multimodal cache hits
         answer = client.chat.completions.create(model=MODEL, messages=messages, max_tokens=8, temperature=0)
         prompt += answer.usage.prompt_tokens
         completion += answer.usage.completion_tokens
     stream = client.chat.completions.create(
-        model=MODEL, messages=messages, max_tokens=8, stream=True, stream_options={"include_usage": True}
+        model=MODEL, messages=from_file, max_tokens=8, stream=True, stream_options={"include_usage": True}
     )
     usage = [chunk.usage for chunk in stream if chunk.usage][-1]
     prompt += usage.prompt_tokens
@@ -148,16 +160,21 @@ def send_round(client: openai.OpenAI) -> dict[str, int]:
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="no-such-model", messages=messages, max_tokens=4)
     broken = [{"role": "user", "content": [image_part("data:image/png;base64,AAAA"), {"type": "text", "text": "?"}]}]
-    with pytest.raises(openai.APIStatusError):
+    with pytest.raises(openai.APIStatusError):  # fetched (3 bytes), then refused by the decoder
         client.chat.completions.create(model=MODEL, messages=broken, max_tokens=4)
+    # The unknown model is refused before its media is fetched.
     return {"requests_ok": 3, "requests_4xx": 2, "prompt": prompt, "completion": completion,
-            "engine_prompt": prompt, "engine_completion": completion}
+            "engine_prompt": prompt, "engine_completion": completion,
+            "fetches_data": 3, "fetches_file": 1, "bytes_data": 2 * len(png) + 3, "bytes_file": len(png),
+            "decodes": 1}
 
 
-def send_and_wait(prometheus: str, client: openai.OpenAI) -> tuple[dict[str, float], dict[str, int]]:
+def send_and_wait(
+    prometheus: str, client: openai.OpenAI, media_dir: Path, seed: int
+) -> tuple[dict[str, float], dict[str, int]]:
     """One round, then wait until Prometheus has all of it; (tallies before, expected rise)."""
     before = {name: scalar(prometheus, expr) for name, expr in TALLIES.items()}
-    expected = send_round(client)
+    expected = send_round(client, media_dir, seed)
     for name, expr in TALLIES.items():  # Ray reports every second; Prometheus scrapes every second
         _wait_for(lambda: scalar(prometheus, expr) - before[name] >= expected[name], f"{name} to reach Prometheus")
     time.sleep(3 * SCRAPE_INTERVAL_S)  # gauges and histograms of the last request too
@@ -165,12 +182,12 @@ def send_and_wait(prometheus: str, client: openai.OpenAI) -> tuple[dict[str, flo
 
 
 @pytest.fixture(scope="module")
-def traffic(prometheus: str, client: openai.OpenAI) -> dict:
+def traffic(prometheus: str, client: openai.OpenAI, media_dir: Path) -> dict:
     """Two rounds of requests: the first creates the series (Ray exports a series once it
     is first recorded, so Prometheus sees no rise then), the second is measured and makes
     every counter and histogram rise between scrapes, so rates and quantiles have data."""
-    send_and_wait(prometheus, client)
-    before, expected = send_and_wait(prometheus, client)
+    send_and_wait(prometheus, client, media_dir, seed=701)
+    before, expected = send_and_wait(prometheus, client, media_dir, seed=702)
     return {"before": before, "expected": expected}
 
 

@@ -108,6 +108,27 @@ def test_cluster_shape_ports_secrets_and_probes():
         assert group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
 
 
+def _model(name: str, deployment: dict, **engine_args: int) -> dict:
+    return {"name": name, "family": "qwen2.5-vl", "source": f"modelscope://Qwen/{name}",
+            "engine_args": engine_args, "deployment": deployment}
+
+
+def test_worker_group_fits_the_models_at_their_fewest_and_most_replicas():
+    one_gpu = {"ray_actor_options": {"num_cpus": 4, "num_gpus": 1}}
+    models = [
+        _model("fixed", {"num_replicas": 1, **one_gpu}),
+        _model("scaled", {"autoscaling_config": {"min_replicas": 0, "max_replicas": 3}, **one_gpu}),
+        _model("tp2", {"autoscaling_config": {"min_replicas": 0, "max_replicas": 2},
+                       "ray_actor_options": {"num_cpus": 4}}, tensor_parallel_size=2),
+    ]
+    config = {"applications": [{"args": {"default_model": "fixed", "models": models}}]}
+    # GPUs: at least 1 (fixed), at most 1 + 3 + 2 * 2 = 8; a TP-2 replica needs 2 GPUs on one pod.
+    assert rayservice.worker_shape(config) == rayservice.WorkerShape(gpus_per_pod=2, min_pods=1, max_pods=4)
+    group = rayservice.rayservice(config)["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
+    assert (group["minReplicas"], group["maxReplicas"]) == (1, 4)
+    assert _containers(group)[0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
+
+
 def test_podmonitors_scrape_the_named_metrics_port_of_head_and_workers():
     monitors = documents("podmonitor.yaml")
     node_types = {m["spec"]["selector"]["matchLabels"]["ray.io/node-type"] for m in monitors}
