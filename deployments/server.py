@@ -111,12 +111,9 @@ class ModelServer:
         self, stream: AsyncIterator[list[Delta]], request: ChatCompletionRequest
     ) -> AsyncIterator[list[Delta]]:
         """Hold the text back, then answer each choice with its content and tool calls."""
-        last: dict[int, Delta] = {}
-        async for batch in stream:
-            for delta in merge_deltas([[last[d.index]], [d]] if d.index in last else [[d]]):
-                last[delta.index] = delta
+        whole = merge_deltas([batch async for batch in stream])  # one delta per choice
         finished = []
-        for index, delta in sorted(last.items()):
+        for delta in whole:
             content, calls = parse_tool_calls(delta.text, request, self._renderer.tokenizer)
             finished.append(
                 replace(

@@ -7,7 +7,6 @@ import time, so tests build it with fake model clients and no Ray.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,20 +27,13 @@ from ingress.errors import PayloadTooLargeError, as_serve_error, install_error_h
 from ingress.media import MediaResolver
 from ingress.metrics import RequestTimer
 from ingress.openapi import answers, install_schemas, json_body
+from ingress.request_ids import echo_headers, request_id_of
 from ingress.router import ModelRouter
 
 _READY_PROBE_TIMEOUT_S = 0.5
 
 # (parsed body, request id) -> the answer: a Response, or a dict sent as JSON.
 Handler = Callable[[Any, str], Awaitable[Response | dict[str, Any]]]
-
-
-def request_id_of(request: Request) -> str:
-    """The client's `X-Request-Id` when it sent a usable one, else a fresh id."""
-    given = request.headers.get("x-request-id", "")
-    if 0 < len(given) <= 128 and given.isprintable():
-        return given
-    return uuid.uuid4().hex
 
 
 async def read_json_body(request: Request, max_bytes: int) -> Any:
@@ -84,7 +76,7 @@ def create_api(config: AppConfig, router: ModelRouter) -> FastAPI:
                 raise
             raise error from None
         if isinstance(answer, dict):
-            answer = JSONResponse(answer, headers={"x-request-id": request_id})
+            answer = JSONResponse(answer, headers=echo_headers(request_id))
         return timer.answered(answer)
 
     @api.post(

@@ -17,6 +17,7 @@ from ingress.answering import respond
 from ingress.media import MediaResolver
 from ingress.messages import build_chat_prompt
 from ingress.protocol import for_engine, parse_chat_request
+from ingress.request_ids import echo_headers
 from ingress.responses import ChunkFactory, now
 from ingress.router import ModelRouter, Route
 
@@ -46,5 +47,5 @@ async def create_chat_completion(
         stream,
         chunks,
         lambda answer: answer.completion(completion_id, model, created),
-        {"x-request-id": request_id},
+        echo_headers(request_id),
     )

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from deployments.protocol import Delta, GenerateCall
 from ingress.answering import respond
 from ingress.protocol import parse_completion_request, prompts_of
+from ingress.request_ids import echo_headers
 from ingress.responses import CompletionChunkFactory, now
 from ingress.router import ModelRouter
 
@@ -50,7 +51,7 @@ async def create_completion(
         MergedStream(streams, request.n),
         chunks,
         lambda answer: answer.text_completion(completion_id, model, created),
-        {"x-request-id": request_id},
+        echo_headers(request_id),
         choices_per_prompt=request.n,
     )
 

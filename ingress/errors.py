@@ -19,6 +19,7 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deployments.errors import EngineUnavailableError, InvalidRequestError, ServeError
+from ingress.request_ids import echo_headers
 
 logger = logging.getLogger("ray.serve")
 
@@ -94,7 +95,7 @@ def as_serve_error(exc: BaseException) -> ServeError:
 def error_response(exc: BaseException, request_id: str | None = None) -> JSONResponse:
     """The JSON response for an exception, with Retry-After when retrying can help."""
     error = as_serve_error(exc)
-    headers = {"x-request-id": request_id} if request_id else {}
+    headers = echo_headers(request_id)
     if error.status_code in (429, 503):
         headers["retry-after"] = str(RETRY_AFTER_S)
     return JSONResponse(
