@@ -75,3 +75,4 @@ class ModelInfo:
     family: str
     max_model_len: int
     created: int
+    tensor_parallel_size: int = 1

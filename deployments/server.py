@@ -71,6 +71,7 @@ class ModelServer:
             name=self.config.name,
             family=self.config.family,
             max_model_len=self._engine.max_model_len,
+            tensor_parallel_size=self._engine.tensor_parallel_size,
             created=self._created,
         )
 

@@ -57,6 +57,7 @@ class VLLMEngine:
         self._args = engine_args_for(config, model_path)
         self._llm: AsyncLLM | None = None
         self.max_model_len = 0
+        self.tensor_parallel_size = 1
         self.default_sampling_params: dict[str, Any] = {}
 
     async def start(self) -> None:
@@ -78,6 +79,7 @@ class VLLMEngine:
         )
         model_config = self._llm.model_config
         self.max_model_len = model_config.max_model_len
+        self.tensor_parallel_size = vllm_config.parallel_config.tensor_parallel_size
         # The checkpoint's generation_config.json defaults, as `vllm serve` applies them.
         self.default_sampling_params = model_config.get_diff_sampling_param()
 
