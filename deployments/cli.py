@@ -1,7 +1,12 @@
 """`qwen-vl-serve`: operator commands around a Serve config file.
 
+    qwen-vl-serve run serve_config.cpu.yaml    # `serve run`, with metrics at :8080/metrics
     qwen-vl-serve download serve_config.yaml   # fetch every model into the shared cache
     qwen-vl-serve validate serve_config.yaml   # check the config against the schema
+
+`run` validates the file, starts a single-machine Ray on the loopback address with its
+metrics export port fixed (Prometheus text of ours, Serve's and the engines' metrics), then
+hands over to Ray Serve's own `serve run`; on a cluster, use `serve run` or KubeRay.
 
 `download` resolves each configured model's `source` exactly as a replica would
 (deployments/sources.py: hub, revision, QWEN_VL_SERVE_CACHE), so replicas started later
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +30,8 @@ from deployments.placement import TensorParallelError, check_checkpoint_tensor_p
 from deployments.sources import ModelSourceError, cache_root, resolve_model_path
 
 BUILD_APP = "ingress.app:build_app"
+DEFAULT_METRICS_EXPORT_PORT = 8080
+SERVE_NAMESPACE = "serve"  # the namespace `serve run` uses
 
 
 def load_app_configs(path: Path) -> dict[str, AppConfig]:
@@ -63,6 +71,19 @@ def download(path: Path, only: list[str]) -> int:
     return 1 if failed else 0
 
 
+def run(path: Path, metrics_export_port: int) -> int:
+    """Validate `path`, start a local Ray with a fixed metrics port, then `serve run` it."""
+    load_app_configs(path)  # a config error names its field before Ray starts
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # listen on loopback only
+    import ray
+    from ray.serve.scripts import run as serve_run
+
+    ray.init(namespace=SERVE_NAMESPACE, _metrics_export_port=metrics_export_port)
+    print(f"metrics: http://127.0.0.1:{metrics_export_port}/metrics", flush=True)
+    serve_run.main(args=[str(path)], prog_name="serve run", standalone_mode=False)
+    return 0
+
+
 def validate(path: Path) -> int:
     for app_name, config in load_app_configs(path).items():
         print(f"[{app_name}] ok: {', '.join(m.name for m in config.models)}")
@@ -77,10 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     fetch.add_argument("--model", action="append", default=[], help="only this model name (repeatable)")
     check = commands.add_parser("validate", help="validate a Serve config file against the schema")
     check.add_argument("config", type=Path)
+    serve = commands.add_parser("run", help="serve a config on this machine, metrics on a fixed port")
+    serve.add_argument("config", type=Path, help="a Serve config file (serve_config.cpu.yaml)")
+    serve.add_argument(
+        "--metrics-export-port", type=int, default=DEFAULT_METRICS_EXPORT_PORT,
+        help=f"Ray's Prometheus metrics port (default {DEFAULT_METRICS_EXPORT_PORT})",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # download progress lines
     if args.command == "download":
         return download(args.config, args.model)
+    if args.command == "run":
+        return run(args.config, args.metrics_export_port)
     return validate(args.config)
 
 
