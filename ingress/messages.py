@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from typing import Any
 
 from deployments.config import ModelConfig
@@ -165,9 +166,16 @@ def _with_tool_fields(message: dict[str, Any], role: str, parts: list[dict[str, 
 
 
 def _template_tool_call(call: Any) -> dict[str, Any]:
-    """An assistant's earlier tool call; Qwen templates print `arguments` as given."""
+    """An assistant's earlier tool call, its `arguments` as an object: tool-use chat templates
+    print them with `tojson`, so a JSON string would be quoted again (vLLM parses them too)."""
     function = call.get("function", {}) if isinstance(call, dict) else {}
-    return {"type": "function", "function": {"name": function.get("name"), "arguments": function.get("arguments")}}
+    arguments = function.get("arguments")
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            pass  # not JSON: the template prints the text as it is
+    return {"type": "function", "function": {"name": function.get("name"), "arguments": arguments}}
 
 
 def _content_parts(content: Any, role: str, param: str) -> list[dict[str, Any]]:

@@ -189,3 +189,17 @@ def _refs(node) -> list[str]:  # noqa: ANN001 - any JSON value
     if isinstance(node, list):
         return [r for v in node for r in _refs(v)]
     return []
+
+
+async def test_a_tool_result_conversation_renders_calls_and_responses(client, servers):
+    messages = [
+        *HELLO,
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21 C"},
+    ]
+    answer = await client.chat.completions.create(model="tiny-qwen2.5-vl", messages=messages, tools=[WEATHER_TOOL])
+    assert answer.choices[0].message.content == EXPECTED_TEXT
+    prompt = servers["tiny-qwen2.5-vl"]._engine.prompts[-1]["prompt"]
+    assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>' in prompt
+    assert "<tool_response>\nsunny, 21 C\n</tool_response>" in prompt
