@@ -14,7 +14,6 @@ import logging
 import os
 import time
 import warnings
-from dataclasses import replace
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -24,13 +23,13 @@ from vllm import SamplingParams
 from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
 from vllm.exceptions import VLLMClientError
 
-from deployments.batching import coalesce, merge_deltas
+from deployments.batching import coalesce
 from deployments.chat_template import ChatRenderer
 from deployments.config import ModelConfig
 from deployments.engine import Engine, EnginePrompt
 from deployments.errors import ServeError, as_invalid_request
 from deployments.protocol import ChatPrompt, Delta, GenerateCall, ModelInfo
-from deployments.tools import constrain, parse_tool_calls, tool_schemas, uses_tools
+from deployments.tools import constrain, tool_schemas, uses_tools, with_tool_calls
 from deployments.placement import check_checkpoint_tensor_parallel
 from deployments.sources import resolve_model_path
 
@@ -95,7 +94,7 @@ class ModelServer:
             self.config.stream_batch_interval_s,
         )
         if isinstance(request, ChatCompletionRequest) and uses_tools(request):
-            stream = self._with_tool_calls(stream, request)
+            stream = with_tool_calls(stream, request, self._renderer.tokenizer)
         try:
             async for deltas in stream:
                 yield deltas
@@ -107,25 +106,6 @@ class ModelServer:
             raise
         except (ValueError, VLLMClientError) as exc:  # vLLM's rejections of the input
             raise as_invalid_request(exc) from None
-
-    async def _with_tool_calls(
-        self, stream: AsyncIterator[list[Delta]], request: ChatCompletionRequest
-    ) -> AsyncIterator[list[Delta]]:
-        """Hold the text back, then answer each choice with its content and tool calls."""
-        whole = merge_deltas([batch async for batch in stream])  # one delta per choice
-        finished = []
-        for delta in whole:
-            content, calls = parse_tool_calls(delta.text, request, self._renderer.tokenizer)
-            finished.append(
-                replace(
-                    delta,
-                    text=content or "",
-                    tool_calls=calls or None,
-                    finish_reason="tool_calls" if calls else delta.finish_reason,
-                )
-            )
-        if finished:
-            yield finished
 
     def _engine_prompt(self, chat: ChatPrompt | str, request: Any) -> EnginePrompt:
         if isinstance(chat, str):  # /v1/completions: the prompt as sent, no template

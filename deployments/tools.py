@@ -9,6 +9,8 @@ hermes `<tool_call>{...}</tool_call>` blocks, which vLLM's `Hermes2ProToolParser
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
@@ -17,10 +19,13 @@ from vllm.sampling_params import StructuredOutputsParams
 from vllm.tool_parsers.hermes_tool_parser import Hermes2ProToolParser
 from vllm.tool_parsers.utils import get_json_schema_from_tools
 
+from deployments.batching import merge_deltas
 from deployments.errors import InvalidRequestError
+from deployments.protocol import Delta
 
 # Families whose chat template renders `tools` (Qwen2-VL's template has no tools section).
 TOOL_FAMILIES = frozenset({"qwen2.5-vl", "qwen2"})
+TOOL_CALL_START = "<tool_call>"  # hermes: content before it streams, the calls after it are parsed
 
 
 def uses_tools(request: ChatCompletionRequest) -> bool:
@@ -80,3 +85,65 @@ def _call(name: str, arguments: Any) -> dict[str, Any]:
         "type": "function",
         "function": {"name": name, "arguments": json.dumps(arguments, ensure_ascii=False)},
     }
+
+
+async def with_tool_calls(
+    stream: AsyncIterator[list[Delta]], request: ChatCompletionRequest, tokenizer: Any
+) -> AsyncIterator[list[Delta]]:
+    """The stream of a request with tools: each choice's last delta carries its tool calls.
+
+    With `auto`, text streams as usual until a choice writes `<tool_call>`; from there its
+    text is held and parsed when it finishes. A named or required choice is pure JSON,
+    held whole.
+    """
+    if not (isinstance(request.tool_choice, str) and request.tool_choice == "auto"):
+        whole = merge_deltas([batch async for batch in stream])  # one delta per choice
+        if whole:
+            yield [_finished(delta, delta.text, 0, request, tokenizer) for delta in whole]
+        return
+    choices: dict[int, _AutoChoice] = {}
+    async for batch in stream:
+        out = []
+        for delta in batch:
+            state = choices.setdefault(delta.index, _AutoChoice())
+            state.text += delta.text
+            if delta.finish_reason is not None:
+                out.append(_finished(delta, state.text, state.sent, request, tokenizer))
+                continue
+            safe = state.safe_length()
+            if safe > state.sent or delta.logprobs:
+                out.append(replace(delta, text=state.text[state.sent:safe]))
+                state.sent = safe
+        if out:
+            yield out
+
+
+@dataclass
+class _AutoChoice:
+    """One choice's text so far and how much of it went out as content."""
+
+    text: str = ""
+    sent: int = 0
+
+    def safe_length(self) -> int:
+        """How much of the text is surely content: up to `<tool_call>`, or short of a
+        suffix that may be its beginning."""
+        start = self.text.find(TOOL_CALL_START)
+        if start >= 0:
+            return start
+        for size in range(min(len(TOOL_CALL_START) - 1, len(self.text)), 0, -1):
+            if TOOL_CALL_START.startswith(self.text[-size:]):
+                return len(self.text) - size
+        return len(self.text)
+
+
+def _finished(delta: Delta, text: str, sent: int, request: ChatCompletionRequest, tokenizer: Any) -> Delta:
+    """The last delta of a choice: content not yet sent, and its tool calls."""
+    content, calls = parse_tool_calls(text, request, tokenizer)
+    rest = (content or "")[sent:] if calls else text[sent:]
+    return replace(
+        delta,
+        text=rest,
+        tool_calls=calls or None,
+        finish_reason="tool_calls" if calls else delta.finish_reason,
+    )
