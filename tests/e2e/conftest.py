@@ -110,6 +110,8 @@ def client(serve_url: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{serve_url}/v1", api_key="unused", max_retries=0, timeout=120)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def async_client(serve_url: str) -> openai.AsyncOpenAI:
+    """One per test: each async test has its own event loop, and a client's pooled
+    connections belong to the loop that opened them."""
     return openai.AsyncOpenAI(base_url=f"{serve_url}/v1", api_key="unused", max_retries=0, timeout=120)
