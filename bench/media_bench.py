@@ -1,13 +1,17 @@
 """Media preparation: ours (ingress/media*.py) vs qwen-vl-utils' fetch_image / fetch_video.
 
-Same inputs, same output sizes (asserted equal pixel for pixel), cache off. Images: a
-request of N JPEG data URLs, which qwen-vl-utils' `process_vision_info` prepares one after
-the other and we prepare concurrently in worker threads. Video: an mp4 sampled at fps=2;
-qwen-vl-utils' readers cannot run here (torchvision lacks `read_video`, torchcodec cannot
-load), so it reads through its own decord code path with a PyAV-backed `decord`
-(tests/media_reference.py), which decodes and converts every frame as decord would.
+Same inputs, cache off. Before timing, each case checks that both give the same shapes
+(sizes, frame count) and values within the tolerances of tests/media_reference.py: we
+resize with torch's uint8 bicubic kernel, not PIL's (images) or torchvision's float one
+(video), so values may differ slightly; the mean and largest absolute differences are printed. Images: a request of N
+JPEG data URLs, which qwen-vl-utils' `process_vision_info` prepares one after the other and
+we prepare concurrently in worker threads. Video: an mp4 sampled at fps=2; qwen-vl-utils'
+readers cannot run here (torchvision lacks `read_video`, torchcodec cannot load), so it reads
+through its own decord code path with a PyAV-backed `decord` (tests/media_reference.py),
+which decodes and converts every frame as decord would. `--cores 1` pins the process to
+one core, for throughput per core.
 
-    python bench/media_bench.py [--repeat 5]
+    python bench/media_bench.py [--repeat 5] [--cores 1]
 """
 
 from __future__ import annotations
@@ -29,7 +33,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deployments.config import MediaConfig  # noqa: E402
 from ingress.media import MediaResolver  # noqa: E402
-from tests.media_reference import make_video, use_pyav_decord  # noqa: E402
+from tests.media_reference import (  # noqa: E402
+    IMAGE_MAX_DIFF,
+    IMAGE_MAX_MEAN,
+    VIDEO_MAX_DIFF,
+    VIDEO_MAX_MEAN,
+    assert_close,
+    make_video,
+    use_pyav_decord,
+)
 
 
 def _jpeg_url(width: int, height: int, seed: int) -> str:
@@ -42,6 +54,14 @@ def _jpeg_url(width: int, height: int, seed: int) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
+def _compare(ours: list[np.ndarray], theirs: list[np.ndarray], max_diff: int, max_mean: float) -> tuple[float, int]:
+    """(mean, max) absolute difference in levels; raises on any shape or value beyond tolerance."""
+    for a, b in zip(ours, theirs, strict=True):
+        assert_close(a, b, max_diff, max_mean)
+    diffs = [np.abs(a.astype(np.int16) - b.astype(np.int16)) for a, b in zip(ours, theirs)]
+    return float(np.mean([d.mean() for d in diffs])), int(max(d.max() for d in diffs))
+
+
 def _best(fn, repeat: int) -> float:  # noqa: ANN001
     times = []
     for _ in range(repeat):
@@ -51,7 +71,10 @@ def _best(fn, repeat: int) -> float:  # noqa: ANN001
     return min(times)
 
 
-def bench_images(count: int, width: int, height: int, options: dict, repeat: int) -> tuple[float, float]:
+Result = tuple[float, float, float, int]  # theirs (s), ours (s), mean diff, max diff
+
+
+def bench_images(count: int, width: int, height: int, options: dict, repeat: int) -> Result:
     from qwen_vl_utils import fetch_image
 
     urls = [_jpeg_url(width, height, seed) for seed in range(count)]
@@ -62,13 +85,13 @@ def bench_images(count: int, width: int, height: int, options: dict, repeat: int
 
     ours = asyncio.run(ours_async())
     theirs = [np.asarray(fetch_image({"image": u, **options})) for u in urls]
-    assert all(np.array_equal(a, b) for a, b in zip(ours, theirs)), "outputs differ"
+    mean, worst = _compare(ours, theirs, IMAGE_MAX_DIFF, IMAGE_MAX_MEAN)
     t_ours = _best(lambda: asyncio.run(ours_async()), repeat)
     t_theirs = _best(lambda: [fetch_image({"image": u, **options}) for u in urls], repeat)
-    return t_theirs, t_ours
+    return t_theirs, t_ours, mean, worst
 
 
-def bench_video(seconds: float, fps: int, width: int, height: int, options: dict, repeat: int) -> tuple[float, float]:
+def bench_video(seconds: float, fps: int, width: int, height: int, options: dict, repeat: int) -> Result:
     from qwen_vl_utils import fetch_video
 
     use_pyav_decord()
@@ -80,17 +103,22 @@ def bench_video(seconds: float, fps: int, width: int, height: int, options: dict
         Path(path).write_bytes(data)
         ours, _ = asyncio.run(resolver.video(url, options, "p"))
         theirs = fetch_video({"video": f"file://{path}", **options})
-        assert np.array_equal(ours, theirs.permute(0, 2, 3, 1).numpy()), "outputs differ"
+        mean, worst = _compare([ours], [theirs.permute(0, 2, 3, 1).numpy()], VIDEO_MAX_DIFF, VIDEO_MAX_MEAN)
         t_ours = _best(lambda: asyncio.run(resolver.video(url, options, "p")), repeat)
         t_theirs = _best(lambda: fetch_video({"video": f"file://{path}", **options}), repeat)
-    return t_theirs, t_ours
+    return t_theirs, t_ours, mean, worst
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--cores", type=int, default=0, help="pin to this many cores (0: all)")
     args = parser.parse_args()
-    print(f"cores: {os.cpu_count()}; best of {args.repeat}; times in ms; ratio = qwen-vl-utils / ours")
+    if args.cores:
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
+    cores = len(os.sched_getaffinity(0))
+    print(f"cores: {cores}; best of {args.repeat}; times in ms; ratio = qwen-vl-utils / ours; "
+          "diff = mean / max absolute difference of the outputs, in levels of 255")
     cases = [
         ("1 image 1280x960 JPEG, default bounds", lambda: bench_images(1, 1280, 960, {}, args.repeat)),
         ("8 images 1280x960 JPEG, default bounds", lambda: bench_images(8, 1280, 960, {}, args.repeat)),
@@ -98,10 +126,11 @@ def main() -> None:
         ("video 10 s 320x240 @30fps, fps=2", lambda: bench_video(10, 30, 320, 240, {"fps": 2.0}, args.repeat)),
         ("video 10 s 640x360 @30fps, fps=2", lambda: bench_video(10, 30, 640, 360, {"fps": 2.0}, args.repeat)),
     ]
-    print(f"| case | qwen-vl-utils | ours | ratio |\n| --- | ---: | ---: | ---: |")
+    print("| case | qwen-vl-utils | ours | ratio | diff |\n| --- | ---: | ---: | ---: | ---: |")
     for name, run in cases:
-        theirs, ours = run()
-        print(f"| {name} | {theirs * 1e3:.1f} | {ours * 1e3:.1f} | {theirs / ours:.2f}x |", flush=True)
+        theirs, ours, mean, worst = run()
+        print(f"| {name} | {theirs * 1e3:.1f} | {ours * 1e3:.1f} | {theirs / ours:.2f}x | {mean:.3f} / {worst} |",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ torchvision here has no `io.read_video` and torchcodec's native libraries cannot
 qwen-vl-utils' video readers fail; `use_pyav_decord()` installs a minimal `decord` module
 backed by PyAV and makes qwen-vl-utils pick it, so its own `_read_video_decord` (frame
 range, `smart_nframes`, index rounding) and `fetch_video` resize run unchanged.
-Also makes small test videos with PyAV.
+Also makes small test videos with PyAV, and `assert_close`: our resize is torch's uint8
+bicubic kernel, so outputs match qwen-vl-utils' in size exactly and in value within a level
+or two (see docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -14,6 +16,18 @@ import sys
 import types
 
 import numpy as np
+
+
+IMAGE_MAX_DIFF, IMAGE_MAX_MEAN = 2, 0.05  # vs PIL's bicubic: 16- vs 22-bit fixed-point weights
+# vs torchvision's float bicubic: uint8 between the passes clips overshoot at hard edges.
+VIDEO_MAX_DIFF, VIDEO_MAX_MEAN = 32, 0.5
+
+
+def assert_close(got: np.ndarray, expected: np.ndarray, max_diff: int, max_mean: float) -> None:
+    """Same shape and dtype; values within `max_diff` levels, and `max_mean` on average."""
+    assert got.dtype == np.uint8 and got.shape == expected.shape, (got.dtype, got.shape, expected.shape)
+    diff = np.abs(got.astype(np.int16) - expected.astype(np.int16))
+    assert diff.max(initial=0) <= max_diff and diff.mean() <= max_mean, (int(diff.max()), float(diff.mean()))
 
 
 class _Batch:

@@ -1,4 +1,5 @@
-"""Media on the ingress: parity with qwen-vl-utils, safety refusals, options, cache (no Ray)."""
+"""Media on the ingress: parity with qwen-vl-utils (sizes exact, values within a level or two),
+safety refusals, options, cache (no Ray)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,15 @@ from deployments.config import MediaConfig
 from deployments.errors import InvalidRequestError, UnprocessableMediaError
 from ingress.media import MediaResolver
 from tests.helpers import image_data_url, image_part
-from tests.media_reference import make_video, use_pyav_decord
+from tests.media_reference import (
+    IMAGE_MAX_DIFF,
+    IMAGE_MAX_MEAN,
+    VIDEO_MAX_DIFF,
+    VIDEO_MAX_MEAN,
+    assert_close,
+    make_video,
+    use_pyav_decord,
+)
 
 
 def _png(image: Image.Image, fmt: str = "PNG", **save) -> bytes:
@@ -84,8 +93,25 @@ async def test_images_match_qwen_vl_utils_fetch_image(options, mode, tmp_path):
     expected = np.asarray(fetch_image({"image": _data_url(data), **options}))
     for ref in (_data_url(data), f"file://{tmp_path}/a.png", str(tmp_path / "a.png")):
         got = await resolver.image(ref, options, "p")
-        assert got.shape == expected.shape and np.array_equal(got, expected)
+        assert_close(got, expected, IMAGE_MAX_DIFF, IMAGE_MAX_MEAN)
         assert got.shape[0] % 28 == 0 and got.shape[1] % 28 == 0
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [((120, 160), (112, 168)),  # height shrinks, width grows: PIL runs the vertical pass first
+     ((120, 160), (56, 84)), ((70, 130), (140, 252)), ((90, 40), (84, 56)), ((64, 64), (28, 280)),
+     ((33, 300), (28, 28))],
+)
+def test_bicubic_resize_follows_pil(source, target):
+    from ingress.media_image import bicubic_resize
+
+    array = np.random.default_rng(2).integers(0, 256, (*source, 3), dtype=np.uint8)
+    expected = np.asarray(Image.fromarray(array).resize(target[::-1], Image.Resampling.BICUBIC))
+    got = bicubic_resize(array, *target)
+    assert got.flags.c_contiguous
+    assert_close(got, expected, IMAGE_MAX_DIFF, IMAGE_MAX_MEAN)
+    assert bicubic_resize(array, *source) is array
 
 
 @pytest.mark.parametrize(
@@ -104,8 +130,8 @@ async def test_videos_match_qwen_vl_utils_fetch_video(options, video_bytes, tmp_
     resolver = MediaResolver(MediaConfig(allowed_local_dirs=[str(tmp_path)]))
     for ref in (_data_url(video_bytes, "video/mp4"), str(path)):
         frames, metadata = await resolver.video(ref, options, "p")
-        assert frames.dtype == np.uint8
-        assert np.array_equal(frames, expected.permute(0, 2, 3, 1).numpy())
+        assert frames.flags.c_contiguous
+        assert_close(frames, expected.permute(0, 2, 3, 1).numpy(), VIDEO_MAX_DIFF, VIDEO_MAX_MEAN)
         assert metadata["frames_indices"] == list(meta["frames_indices"])
         assert metadata["total_num_frames"] == meta["total_num_frames"] and metadata["fps"] == meta["fps"]
         assert metadata["do_sample_frames"] is False
@@ -119,8 +145,34 @@ async def test_frame_list_video_matches_qwen_vl_utils():
     expected = fetch_video({"video": urls, **options})
     frames, metadata = await MediaResolver().video(urls, options, "p")
     assert frames.shape[0] == 4  # padded to an even count, as qwen-vl-utils does
-    assert np.array_equal(frames, expected.permute(0, 2, 3, 1).numpy())
+    assert_close(frames, expected.permute(0, 2, 3, 1).numpy(), VIDEO_MAX_DIFF, VIDEO_MAX_MEAN)
     assert metadata["frames_indices"] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("mode", "save", "fast"),
+    [("RGB", {"subsampling": 2}, True), ("RGB", {"subsampling": 1}, True), ("RGB", {"subsampling": 0}, True),
+     ("RGB", {"progressive": True, "optimize": True}, True), ("L", {}, False), ("CMYK", {}, False),
+     ("RGB", {"exif": b"orientation"}, False)],
+)
+def test_jpeg_decoding_matches_pil(mode, save, fast):
+    from PIL import ImageOps
+
+    from ingress.media_image import open_image
+
+    rng = np.random.default_rng(4)
+    image = Image.fromarray(rng.integers(0, 256, (77, 101, 3), dtype=np.uint8)).convert(mode)
+    if save.get("exif") == b"orientation":
+        exif = Image.Exif()
+        exif[0x0112] = 8
+        save = {"exif": exif}
+    data = _png(image, "JPEG", quality=85, **save)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB"))
+    got = open_image(data, "p", 10**8)
+    assert got.dtype == np.uint8 and np.array_equal(got, expected)
+    assert got.flags.writeable == fast  # simplejpeg's arrays are writable, Pillow's are not
+    with pytest.raises(UnprocessableMediaError):
+        open_image(data[: len(data) // 2], "p", 10**8)
 
 
 async def test_exif_orientation_is_applied():
