@@ -213,6 +213,12 @@ class ModelConfig(_Strict):
         return options
 
     @property
+    def scales_to_zero(self) -> bool:
+        """Whether the deployment may have no replica (autoscaling with min_replicas 0)."""
+        autoscaling = self.deployment.autoscaling_config
+        return autoscaling is not None and autoscaling.min_replicas == 0
+
+    @property
     def accepts_images(self) -> bool:
         """Whether the family has a vision tower."""
         return self.family in VISION_FAMILIES

@@ -116,7 +116,8 @@ def create_api(config: AppConfig, router: ModelRouter) -> FastAPI:
         """The models whose engine has answered (not merely configured)."""
         if len(router.ready_models()) < len(router.routes):
             await router.probe(_READY_PROBE_TIMEOUT_S)
-        return {"object": "list", "data": [_model_card(info) for info in router.ready_models()]}
+        cards = [_model_card(r.info) if r.info else _model_card_from_config(r.config.name) for r in router.listed_routes()]
+        return {"object": "list", "data": cards}
 
     @api.get("/v1/models/{model:path}")
     async def retrieve_model(model: str) -> dict[str, Any]:
@@ -130,7 +131,7 @@ def create_api(config: AppConfig, router: ModelRouter) -> FastAPI:
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        """200 once every model's engine answers, else 503 (no API key needed)."""
+        """200 once every model's engine answers (or is scaled to zero), else 503 (no key needed)."""
         status = await router.probe(config.ingress.health_timeout_s)
         ready = all(status.values())
         return JSONResponse(

@@ -27,6 +27,11 @@ class ModelClient(Protocol):
 
     async def check_health(self) -> None: ...
 
+    async def running_replicas(self) -> int | None:
+        """Replicas up now, asked without a request (None: unknown); only scale-to-zero
+        models are asked, so an idle one is not woken by probes."""
+        ...
+
 
 class ServeModelClient:
     """`ModelClient` over a Ray Serve deployment handle."""
@@ -43,6 +48,19 @@ class ServeModelClient:
     async def check_health(self) -> None:
         await self._handle.check_health.remote()
 
+    async def running_replicas(self) -> int | None:
+        """From Serve's controller (a status call, not a request to the deployment)."""
+        from ray import serve
+
+        app, name = self._handle.app_name, self._handle.deployment_name
+        try:
+            status = (await asyncio.to_thread(serve.status)).applications[app].deployments[name]
+        except Exception:  # status unavailable: fall back to probing the deployment
+            return None
+        if status.status in ("UNHEALTHY", "DEPLOY_FAILED"):  # Serve's str enums
+            return None  # failing, not idle: the probe reports it
+        return status.replica_states.get("RUNNING", 0)
+
 
 @dataclass
 class Route:
@@ -51,6 +69,7 @@ class Route:
     config: ModelConfig
     client: ModelClient
     info: ModelInfo | None = None
+    idle: bool = False  # scaled to zero: no replica, one starts with the next request
 
 
 @dataclass
@@ -80,6 +99,11 @@ class ModelRouter:
 
         async def one(route: Route) -> bool:
             try:
+                if route.config.scales_to_zero:
+                    running = await asyncio.wait_for(route.client.running_replicas(), timeout_s)
+                    route.idle = running == 0
+                    if route.idle:  # nothing to ask, and asking would start a replica
+                        return True
                 await asyncio.wait_for(route.client.check_health(), timeout_s)
                 if route.info is None:
                     route.info = await asyncio.wait_for(route.client.info(), timeout_s)
@@ -93,3 +117,8 @@ class ModelRouter:
     def ready_models(self) -> list[ModelInfo]:
         """Models whose engine has answered at least once."""
         return [r.info for r in self.routes.values() if r.info is not None]
+
+    def listed_routes(self) -> list[Route]:
+        """What `/v1/models` lists: models that answered, and scaled-to-zero ones (a request
+        starts them)."""
+        return [r for r in self.routes.values() if r.info is not None or r.idle]

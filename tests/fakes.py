@@ -103,6 +103,10 @@ class LocalModelClient:
 
     def __init__(self, server: ModelServer) -> None:
         self.server = server
+        self.replicas: int | None = 1  # what Serve would report as running
+
+    async def running_replicas(self) -> int | None:
+        return self.replicas
 
     def generate(self, call: GenerateCall) -> AsyncIterator[list[Delta]]:
         return self.server.generate(call)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from deployments.config import AutoscalingOptions
+
 
 async def test_health_ok_when_all_engines_answer(http):
     response = await http.get("/health")
@@ -25,3 +27,26 @@ async def test_models_lists_only_answering_models(client, servers):
     assert listed == ["tiny-qwen2-vl", "tiny-qwen2.5-vl", "tiny-qwen2"]
     model = await client.models.retrieve("tiny-qwen2.5-vl")
     assert model.id == "tiny-qwen2.5-vl"
+
+
+def _scale_to_zero(router, name: str) -> None:  # noqa: ANN001 - ingress.router.ModelRouter
+    router.routes[name].config.deployment.autoscaling_config = AutoscalingOptions(min_replicas=0, max_replicas=1)
+
+
+async def test_a_model_scaled_to_zero_is_healthy_listed_and_not_woken(http, router, servers):
+    _scale_to_zero(router, "tiny-qwen2")
+    router.routes["tiny-qwen2"].client.replicas = 0
+    servers["tiny-qwen2"]._engine.healthy = False  # would fail if asked: it must not be asked
+    response = await http.get("/health")
+    assert response.status_code == 200 and response.json()["models"]["tiny-qwen2"] is True
+    listed = [m["id"] for m in (await http.get("/v1/models")).json()["data"]]
+    assert "tiny-qwen2" in listed
+
+
+async def test_a_scale_to_zero_model_with_a_replica_up_is_probed(http, router, servers):
+    _scale_to_zero(router, "tiny-qwen2")
+    router.routes["tiny-qwen2"].client.replicas = 1
+    servers["tiny-qwen2"]._engine.healthy = False
+    assert (await http.get("/health")).status_code == 503
+    router.routes["tiny-qwen2"].client.replicas = None  # status unknown: probed as well
+    assert (await http.get("/health")).status_code == 503
