@@ -8,12 +8,14 @@ token become ordinary HTTP errors; errors after the stream started travel in-ban
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi.responses import JSONResponse, StreamingResponse
+from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
 
-from deployments.protocol import Delta, GenerateCall
+from deployments.protocol import ChatPrompt, Delta, GenerateCall
 from ingress.answering import respond
+from ingress.grounding import grounder_for
 from ingress.media import MediaResolver
 from ingress.messages import build_chat_prompt
 from ingress.protocol import for_engine, parse_chat_request
@@ -22,30 +24,40 @@ from ingress.responses import ChunkFactory, now
 from ingress.router import ModelRouter, Route
 
 
+class StartedChat(NamedTuple):
+    """A validated chat request, its route, its prompt (media resolved) and the model's stream."""
+
+    request: ChatCompletionRequest
+    route: Route
+    prompt: ChatPrompt
+    stream: AsyncIterator[list[Delta]]
+
+
 async def start_chat(
     body: Any, request_id: str, router: ModelRouter, limits: MediaResolver, max_n: int = 8
-) -> tuple[Any, Route, AsyncIterator[list[Delta]]]:
-    """Validate `body`, resolve its media and start the model's stream: (request, route, stream)."""
+) -> StartedChat:
+    """Validate `body`, resolve its media and start the model's stream."""
     request = parse_chat_request(body, max_n)
     route = router.route_to_model(request.model)
     prompt = await build_chat_prompt(body["messages"], route.config, limits, request.mm_processor_kwargs)
     call = GenerateCall(request_id=f"chatcmpl-{request_id}", prompt=prompt, request=for_engine(request))
-    return request, route, route.client.generate(call)
+    return StartedChat(request, route, prompt, route.client.generate(call))
 
 
 async def create_chat_completion(
     body: Any, request_id: str, router: ModelRouter, limits: MediaResolver, max_n: int = 8
 ) -> JSONResponse | StreamingResponse:
     """Serve one chat completion request, streamed or whole."""
-    request, route, stream = await start_chat(body, request_id, router, limits, max_n)
+    request, route, prompt, stream = await start_chat(body, request_id, router, limits, max_n)
     completion_id, created, model = f"chatcmpl-{request_id}", now(), route.config.name
+    grounder = grounder_for(route.config.family, prompt.images)
     chunks = None
     if request.stream:
         include_usage = bool(request.stream_options and request.stream_options.include_usage)
-        chunks = ChunkFactory(completion_id, model, created, include_usage)
+        chunks = ChunkFactory(completion_id, model, created, include_usage, grounder)
     return await respond(
         stream,
         chunks,
-        lambda answer: answer.completion(completion_id, model, created),
+        lambda answer: answer.completion(completion_id, model, created, grounder),
         echo_headers(request_id),
     )

@@ -23,6 +23,7 @@ from openai.types.completion_choice import Logprobs as CompletionLogprobs
 from openai.types.completion_usage import CompletionUsage
 
 from deployments.protocol import Delta
+from ingress.grounding import Grounder
 
 
 @dataclass
@@ -59,6 +60,11 @@ class ChatAccumulator:
             prompt = delta.index // self.choices_per_prompt if self.choices_per_prompt else 0
             self.prompt_tokens_by_prompt[prompt] = delta.prompt_tokens
 
+    def text_of(self, index: int) -> str:
+        """Choice `index`'s text so far."""
+        state = self.choices.get(index)
+        return "".join(state.text) if state else ""
+
     def usage(self) -> CompletionUsage:
         completion = sum(s.completion_tokens for s in self.choices.values())
         return CompletionUsage(
@@ -67,7 +73,9 @@ class ChatAccumulator:
             total_tokens=self.prompt_tokens + completion,
         )
 
-    def completion(self, completion_id: str, model: str, created: int) -> ChatCompletion:
+    def completion(
+        self, completion_id: str, model: str, created: int, grounder: Grounder | None = None
+    ) -> ChatCompletion:
         return ChatCompletion(
             id=completion_id,
             object="chat.completion",
@@ -76,7 +84,7 @@ class ChatAccumulator:
             choices=[
                 Choice(
                     index=index,
-                    message=_message(state),
+                    message=_message(state, grounder),
                     finish_reason=state.finish_reason or "stop",
                     logprobs=_choice_logprobs(state.logprobs),
                 )
@@ -105,13 +113,20 @@ class ChatAccumulator:
         )
 
 
-def _message(state: _ChoiceState) -> ChatCompletionMessage:
-    """The assistant's message; `content` is null when it only calls tools, as OpenAI's is."""
+def _message(state: _ChoiceState, grounder: Grounder | None = None) -> ChatCompletionMessage:
+    """The assistant's message; `content` is null when it only calls tools, as OpenAI's is;
+    `grounding` (an extension field) holds the boxes found in the text."""
     text = "".join(state.text)
+    extra = _grounding(text, grounder)
     if not state.tool_calls:
-        return ChatCompletionMessage(role="assistant", content=text)
+        return ChatCompletionMessage(role="assistant", content=text, **extra)
     calls = [ChatCompletionMessageToolCall.model_validate(call) for call in state.tool_calls]
-    return ChatCompletionMessage(role="assistant", content=text or None, tool_calls=calls)
+    return ChatCompletionMessage(role="assistant", content=text or None, tool_calls=calls, **extra)
+
+
+def _grounding(text: str, grounder: Grounder | None) -> dict[str, Any]:
+    boxes = grounder(text) if grounder is not None and text else []
+    return {"grounding": boxes} if boxes else {}
 
 
 @dataclass(frozen=True)
@@ -122,6 +137,7 @@ class ChunkFactory:
     model: str
     created: int
     include_usage: bool
+    grounder: Grounder | None = None
 
     def _chunk(self, choices: list[ChunkChoice], usage: CompletionUsage | None = None) -> ChatCompletionChunk:
         chunk = ChatCompletionChunk(
@@ -139,8 +155,10 @@ class ChunkFactory:
         delta = ChoiceDelta(role="assistant", content="")
         return self._chunk([ChunkChoice(index=index, delta=delta, finish_reason=None, logprobs=None)])
 
-    def content(self, delta: Delta) -> ChatCompletionChunk:
-        choice_delta = ChoiceDelta(content=delta.text) if delta.text else ChoiceDelta()
+    def content(self, delta: Delta, text: str = "") -> ChatCompletionChunk:
+        """A choice's new text; its finishing chunk also carries the boxes of the whole `text`."""
+        extra = _grounding(text, self.grounder) if delta.finish_reason else {}
+        choice_delta = ChoiceDelta(content=delta.text, **extra) if delta.text else ChoiceDelta(**extra)
         if delta.tool_calls:
             choice_delta.tool_calls = [
                 ChoiceDeltaToolCall.model_validate({**call, "index": i}) for i, call in enumerate(delta.tool_calls)
@@ -175,7 +193,7 @@ class CompletionChunkFactory:
         """Text completions have no role: nothing opens a choice."""
         return None
 
-    def content(self, delta: Delta) -> Completion:
+    def content(self, delta: Delta, text: str = "") -> Completion:
         # constructed unvalidated: the openai type's finish_reason is not nullable, while
         # stream chunks carry `null` until the last (as OpenAI's and vLLM's do)
         choice = CompletionChoice.model_construct(

@@ -79,7 +79,6 @@ def _check_object(body: Any, required: str) -> None:
 
 
 async def _answer(body: dict, request_id: str, router: ModelRouter, media: MediaResolver, max_n: int) -> str:
-    _, _, stream = await start_chat(body, request_id, router, media, max_n)
-    answer = await collect(stream)
+    answer = await collect((await start_chat(body, request_id, router, media, max_n)).stream)
     first = answer.choices.get(0)
     return "".join(first.text) if first else ""

@@ -62,7 +62,7 @@ async def completion_events(
                         yield sse_event(opening)
                 accumulator.add(delta)
                 if delta.text or delta.finish_reason or delta.tool_calls:
-                    yield sse_event(chunks.content(delta))
+                    yield sse_event(chunks.content(delta, accumulator.text_of(delta.index)))
         usage = accumulator.usage()
         _record_stream(chunks.model, usage, first_at, last_at, len(started))
         if chunks.include_usage:

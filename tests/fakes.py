@@ -38,6 +38,7 @@ class FakeEngine:
         self.prompts: list[EnginePrompt] = []
         self.params: list[SamplingParams] = []
         self.step_delay_s = 0.0
+        self.answer: str | None = None  # when set, the whole answer, in one delta
 
     async def start(self) -> None:
         self.started = True
@@ -49,6 +50,9 @@ class FakeEngine:
         self.params.append(params)
         images = len(prompt.get("multi_modal_data", {}).get("image", []))
         prompt_tokens = len(prompt["prompt"].split()) + FAKE_TOKENS_PER_IMAGE * images
+        if self.answer is not None:
+            yield [Delta(index=0, text=self.answer, completion_tokens=1, prompt_tokens=prompt_tokens, finish_reason="stop")]
+            return
         limit = min(FAKE_WORDS_PER_ANSWER, params.max_tokens or FAKE_WORDS_PER_ANSWER)
         for step in range(limit):
             if self.step_delay_s:

@@ -183,3 +183,34 @@ def test_langchain_chat_openai_with_an_image(serve_url: str):
     assert answer.usage_metadata["input_tokens"] > 4  # the image's tokens are counted
     streamed = "".join(chunk.content for chunk in chat.stream([message]))
     assert streamed == answer.content
+
+
+def test_grounding_boxes_come_back_normalized_to_the_image(client: openai.OpenAI):
+    """Structured outputs make the random model write Qwen2.5-VL's box JSON; the answer's
+    `grounding` holds those boxes in 0..1 of the image (here 112 wide, 56 high as sent, a
+    size smart_resize keeps)."""
+    corners = [{"enum": [0, 28]}, {"enum": [0, 14]}, {"enum": [84, 112]}, {"enum": [42, 56, 70]}]  # never empty
+    schema = {
+        "type": "array", "minItems": 1, "maxItems": 3,
+        "items": {
+            "type": "object",
+            "properties": {
+                "bbox_2d": {"type": "array", "prefixItems": corners, "items": False, "minItems": 4},
+                "label": {"enum": ["cat", "dog"]},
+            },
+            "required": ["bbox_2d", "label"], "additionalProperties": False,
+        },
+    }
+    answer = client.chat.completions.create(
+        model=VL25, max_tokens=200, temperature=1.0, seed=7,
+        messages=[{"role": "user", "content": [image_part(image_data_url(112, 56, seed=2)), {"type": "text", "text": "Find them."}]}],
+        response_format={"type": "json_schema", "json_schema": {"name": "boxes", "schema": schema}},
+    )
+    message = answer.choices[0].message
+    expected = []
+    for item in json.loads(message.content):
+        x1, y1, x2, y2 = item["bbox_2d"]
+        box = [x1 / 112, min(y1 / 56, 1.0), x2 / 112, min(y2 / 56, 1.0)]
+        if box[2] > box[0] and box[3] > box[1]:
+            expected.append({"label": item["label"], "box": [round(v, 4) for v in box]})
+    assert expected and (message.model_extra or {}).get("grounding") == expected
