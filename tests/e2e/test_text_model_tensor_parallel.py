@@ -10,14 +10,13 @@ placement group of two bundles and vLLM runs its two workers as processes of the
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 
-import httpx
 import openai
 import pytest
 
 from tests.e2e.conftest import cpu_app_args
+from tests.e2e.side_apps import side_app, side_app_args, side_model
 from tests.helpers import image_data_url, image_part
 
 pytestmark = pytest.mark.e2e
@@ -29,42 +28,25 @@ DEPLOYMENT = f"model-{MODEL}"
 
 def text_app_args() -> dict:
     shared = cpu_app_args()["models"][0]
-    return {
-        "ingress": {"deployment": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.05}}},
-        "models": [
-            {
-                "name": MODEL,
-                "family": "qwen2",
-                "source": "tiny://qwen2",
-                "engine_args": {**shared["engine_args"], "tensor_parallel_size": 2},
-                # one OpenMP core per tensor-parallel rank, vLLM's CPU syntax
-                "engine_env": {**shared["engine_env"], "VLLM_CPU_OMP_THREADS_BIND": "0|1"},
-                "deployment": {
-                    "num_replicas": 1,
-                    "ray_actor_options": {"num_cpus": 0.05},
-                    "bundle_per_worker": {"CPU": 0.1},
-                },
-            }
-        ],
-    }
+    return side_app_args(side_model(
+        MODEL,
+        family="qwen2",
+        source="tiny://qwen2",
+        engine_args={**shared["engine_args"], "tensor_parallel_size": 2},
+        # one OpenMP core per tensor-parallel rank, vLLM's CPU syntax
+        engine_env={**shared["engine_env"], "VLLM_CPU_OMP_THREADS_BIND": "0|1"},
+        deployment={
+            "num_replicas": 1,
+            "ray_actor_options": {"num_cpus": 0.05},
+            "bundle_per_worker": {"CPU": 0.1},
+        },
+    ))
 
 
 @pytest.fixture(scope="module")
 def text_url(serve_url: str) -> Iterator[str]:
-    from ray import serve
-
-    from ingress.app import build_app
-
-    serve.run(build_app(text_app_args()), name=APP, route_prefix=f"/{APP}", blocking=False)
-    url = f"{serve_url}/{APP}"
-    try:
-        deadline = time.monotonic() + 300
-        while httpx.get(f"{url}/health", timeout=10).status_code != 200:
-            assert time.monotonic() < deadline, "the text app did not become healthy"
-            time.sleep(1)
+    with side_app(serve_url, APP, text_app_args()) as url:
         yield url
-    finally:
-        serve.delete(APP)
 
 
 @pytest.fixture(scope="module")

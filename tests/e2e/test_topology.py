@@ -17,6 +17,7 @@ import openai
 import pytest
 
 from tests.e2e.conftest import cpu_app_args
+from tests.e2e.side_apps import running_replicas, side_app, side_app_args, side_model, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -27,66 +28,38 @@ LONG = {"max_tokens": 3500, "ignore_eos": True}  # busy for many seconds on the 
 
 
 def topology_args() -> dict:
-    shared = cpu_app_args()["models"][0]
-    return {
-        "ingress": {"deployment": {"num_replicas": 1, "ray_actor_options": {"num_cpus": 0.05}}},
-        "models": [
-            {
-                "name": MODEL,
-                "family": "qwen2-vl",
-                "source": "tiny://qwen2-vl",
-                "engine_args": shared["engine_args"],
-                "engine_env": {**shared["engine_env"], "VLLM_CPU_OMP_THREADS_BIND": "1"},
-                "deployment": {
-                    "autoscaling_config": {
-                        "min_replicas": 1,
-                        "max_replicas": 2,
-                        "target_ongoing_requests": 1,
-                        "upscale_delay_s": 1,
-                        "downscale_delay_s": 3,
-                        "metrics_interval_s": 0.5,
-                        "look_back_period_s": 1,
-                    },
-                    "max_ongoing_requests": 1,
-                    "max_queued_requests": 1,
-                    "health_check_period_s": 2,
-                    "graceful_shutdown_timeout_s": 5,
-                    "ray_actor_options": {"num_cpus": 0.1},
-                },
-            }
-        ],
-    }
+    return side_app_args(side_model(
+        MODEL,
+        family="qwen2-vl",
+        source="tiny://qwen2-vl",
+        engine_env={**cpu_app_args()["models"][0]["engine_env"], "VLLM_CPU_OMP_THREADS_BIND": "1"},
+        deployment={
+            "autoscaling_config": {
+                "min_replicas": 1,
+                "max_replicas": 2,
+                "target_ongoing_requests": 1,
+                "upscale_delay_s": 1,
+                "downscale_delay_s": 3,
+                "metrics_interval_s": 0.5,
+                "look_back_period_s": 1,
+            },
+            "max_ongoing_requests": 1,
+            "max_queued_requests": 1,
+            "health_check_period_s": 2,
+            "graceful_shutdown_timeout_s": 5,
+            "ray_actor_options": {"num_cpus": 0.1},
+        },
+    ))
 
 
 def _running_replicas() -> int:
-    from ray import serve
-
-    status = serve.status().applications[APP].deployments[DEPLOYMENT]
-    return status.replica_states.get("RUNNING", 0)
-
-
-def _wait_for(predicate, timeout_s: float, what: str) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+    return running_replicas(APP, DEPLOYMENT)
 
 
 @pytest.fixture(scope="module")
 def topology_url(serve_url: str) -> Iterator[str]:
-    from ray import serve
-
-    from ingress.app import build_app
-
-    serve.run(build_app(topology_args()), name=APP, route_prefix=f"/{APP}", blocking=False)
-    url = f"{serve_url}/{APP}"
-    try:
-        _wait_for(lambda: httpx.get(f"{url}/health", timeout=10).status_code == 200, 300, "the topology app")
+    with side_app(serve_url, APP, topology_args()) as url:
         yield url
-    finally:
-        serve.delete(APP)
 
 
 def _chat(model: str, **extra) -> dict:  # noqa: ANN003
@@ -131,20 +104,20 @@ def test_overflow_is_503_with_retry_after_while_the_other_model_answers(topology
 
 
 def test_autoscales_from_one_to_two_replicas_under_load_and_back(topology_url):
-    _wait_for(lambda: _running_replicas() == 1, 60, "one replica at rest")
+    wait_for(lambda: _running_replicas() == 1, 60, "one replica at rest")
 
     async def load_until_scaled() -> None:
         async with httpx.AsyncClient(timeout=120) as http:
             stop = asyncio.Event()
             holders = asyncio.create_task(_hold_streams(http, topology_url, 2, stop))
             try:
-                await asyncio.to_thread(_wait_for, lambda: _running_replicas() == 2, 150, "a second replica")
+                await asyncio.to_thread(wait_for, lambda: _running_replicas() == 2, 150, "a second replica")
             finally:
                 stop.set()
                 holders.cancel()
 
     asyncio.run(load_until_scaled())
-    _wait_for(lambda: _running_replicas() == 1, 120, "scaling back down to one replica")
+    wait_for(lambda: _running_replicas() == 1, 120, "scaling back down to one replica")
 
 
 def test_a_killed_replica_is_replaced_and_requests_succeed(topology_url):
@@ -158,7 +131,7 @@ def test_a_killed_replica_is_replaced_and_requests_succeed(topology_url):
         ]
 
     # one replica left: the one a downscale stopped has finished its graceful shutdown
-    _wait_for(lambda: _running_replicas() == 1 and len(replica_actors()) == 1, 120, "one replica")
+    wait_for(lambda: _running_replicas() == 1 and len(replica_actors()) == 1, 120, "one replica")
     (replica,) = replica_actors()
     ray.kill(ray.get_actor(replica["name"], namespace=replica["namespace"]), no_restart=True)
     client = openai.OpenAI(base_url=f"{topology_url}/v1", api_key="unused", max_retries=0, timeout=60)
@@ -169,7 +142,7 @@ def test_a_killed_replica_is_replaced_and_requests_succeed(topology_url):
         except openai.APIError:
             return False
 
-    _wait_for(answers, 180, "an answer from the replacement replica")
+    wait_for(answers, 180, "an answer from the replacement replica")
     names = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)}
     assert replica["name"] not in names
     for _ in range(3):

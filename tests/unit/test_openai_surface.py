@@ -3,8 +3,6 @@ completions, the seeds' endpoints, API keys and the OpenAPI document."""
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import openai
 import pytest
@@ -12,8 +10,7 @@ import pytest
 from deployments.config import AppConfig
 from ingress.api import create_api
 from ingress.router import ModelRouter
-from tests.fakes import FAKE_WORDS_PER_ANSWER, LocalModelClient
-from tests.helpers import sse_payloads
+from tests.fakes import FAKE_WORDS_PER_ANSWER
 from tests.unit.conftest import BASE_URL, unit_config
 
 EXPECTED_TEXT = "".join(f"word{i} " for i in range(FAKE_WORDS_PER_ANSWER))
