@@ -149,6 +149,8 @@ class MediaResolver:
             self.fetcher._check_url_or_raise(ref, param)
             return None, ("url", ref)
         data = await self._fetch(ref, kind, param, max_bytes)
+        if self.cache.max_bytes <= 0:  # no cache: no key to hash for (~0.1 ms per 100 kB)
+            return data, ("uncached",)
         return data, ("sha256", hashlib.sha256(data).hexdigest())
 
     async def _fetch_cached_url(self, ref: str, kind: str, param: str, max_bytes: int) -> bytes:
