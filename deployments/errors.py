@@ -6,6 +6,8 @@ they carry only what the client may see: a message, the offending parameter and 
 
 from __future__ import annotations
 
+import re
+
 
 class ServeError(Exception):
     """Base of the errors that reach the client with their own status and message."""
@@ -57,5 +59,12 @@ def as_invalid_request(exc: Exception) -> InvalidRequestError:
     vLLM's messages are written for API clients (`vllm serve` returns them as they are);
     its `parameter` attribute, when present, names the offending field.
     """
-    message = exc.args[0] if exc.args else str(exc)
-    return InvalidRequestError(str(message), param=getattr(exc, "parameter", None))
+    message = str(exc.args[0] if exc.args else exc)
+    param = getattr(exc, "parameter", None)
+    if param is None:  # SamplingParams' own checks say "<field> must ..." without naming it
+        named = _LEADING_FIELD.match(message)
+        param = named[1] if named else None
+    return InvalidRequestError(message, param=param)
+
+
+_LEADING_FIELD = re.compile(r"^([a-z][a-z_]*) (?:must|should|cannot|is not allowed)\b")
