@@ -53,17 +53,21 @@ class EngineUnavailableError(ServeError):
     error_type = "service_unavailable"
 
 
-def as_invalid_request(exc: Exception) -> InvalidRequestError:
+def as_invalid_request(exc: Exception, prompt_param: str = "messages") -> InvalidRequestError:
     """A vLLM rejection of the request (ValueError, VLLMValidationError) as a 400.
 
     vLLM's messages are written for API clients (`vllm serve` returns them as they are);
-    its `parameter` attribute, when present, names the offending field.
+    its `parameter` attribute, when present, names the offending field. A prompt longer
+    than the context is OpenAI's `context_length_exceeded` on `prompt_param` (vLLM names
+    its own `input_tokens`).
     """
     message = str(exc.args[0] if exc.args else exc)
     param = getattr(exc, "parameter", None)
     if param is None:  # SamplingParams' own checks say "<field> must ..." without naming it
         named = _LEADING_FIELD.match(message)
         param = named[1] if named else None
+    if param == "input_tokens":
+        return InvalidRequestError(message, param=prompt_param, code="context_length_exceeded")
     return InvalidRequestError(message, param=param)
 
 

@@ -105,7 +105,7 @@ class ModelServer:
         except ServeError:
             raise
         except (ValueError, VLLMClientError) as exc:  # vLLM's rejections of the input
-            raise as_invalid_request(exc) from None
+            raise as_invalid_request(exc, prompt_param="prompt" if isinstance(call.prompt, str) else "messages") from None
 
     def _engine_prompt(self, chat: ChatPrompt | str, request: Any) -> EnginePrompt:
         if isinstance(chat, str):  # /v1/completions: the prompt as sent, no template

@@ -214,3 +214,37 @@ def test_grounding_boxes_come_back_normalized_to_the_image(client: openai.OpenAI
         if box[2] > box[0] and box[3] > box[1]:
             expected.append({"label": item["label"], "box": [round(v, 4) for v in box]})
     assert expected and (message.model_extra or {}).get("grounding") == expected
+
+
+@pytest.mark.parametrize(
+    "change,param",
+    [
+        ({"messages": [{"role": "user", "content": "word " * 6000}]}, "messages"),
+        ({"n": 0}, "n"),
+        ({"top_p": 0}, "top_p"),
+    ],
+    ids=["prompt-too-long", "n-zero", "top-p-zero"],
+)
+def test_engine_refusals_are_400_naming_the_field(client: openai.OpenAI, change: dict, param: str):
+    body = {"model": VL, "messages": ASK, "max_tokens": 2, **change}
+    with pytest.raises(openai.BadRequestError) as error:
+        client.chat.completions.create(**body)
+    assert (error.value.body.get("param") or "").startswith(param), error.value.body
+    if "messages" in change:
+        assert error.value.body["code"] == "context_length_exceeded"
+    assert client.chat.completions.create(model=VL, messages=ASK, max_tokens=2).choices  # still serving
+
+
+def test_max_tokens_beyond_the_context_is_capped_as_vllm_serve_does(client: openai.OpenAI):
+    def prompt_tokens(words: int) -> int:
+        ask = [{"role": "user", "content": "word " * words}]
+        return client.chat.completions.create(model=VL, messages=ask, max_tokens=1).usage.prompt_tokens
+
+    per_word = (prompt_tokens(200) - prompt_tokens(100)) / 100
+    words = int((4096 - 64 - prompt_tokens(0)) / per_word)  # leaves a few dozen tokens of context
+    long_prompt = [{"role": "user", "content": "word " * words}]
+    answer = client.chat.completions.create(
+        model=VL, messages=long_prompt, max_tokens=100_000, extra_body={"ignore_eos": True}
+    )
+    assert answer.choices[0].finish_reason == "length"
+    assert answer.usage.total_tokens == 4096  # the tiny models' max_model_len
