@@ -212,6 +212,14 @@ class ModelConfig(_Strict):
         )
         return options
 
+    def mm_limit(self, modality: str) -> float:
+        """Most items of `modality` the engine takes in one prompt (`limit_mm_per_prompt`)."""
+        limits = self.engine_args.get("limit_mm_per_prompt") or {}
+        value = limits.get(modality) if isinstance(limits, dict) else None
+        if isinstance(value, dict):  # vLLM's richer form: {"count": N, ...}
+            value = value.get("count")
+        return value if isinstance(value, int) else float("inf")
+
     @property
     def scales_to_zero(self) -> bool:
         """Whether the deployment may have no replica (autoscaling with min_replicas 0)."""

@@ -62,6 +62,8 @@ async def build_chat_prompt(
     image_base = merge_options(model_defaults(model.media, "image"), _only(requested, IMAGE_KEYS))
     video_base = merge_options(model_defaults(model.media, "video"), _only(requested, VIDEO_KEYS))
     config = media.config
+    image_cap = min(config.max_images_per_request, model.mm_limit("image"))
+    video_cap = min(config.max_videos_per_request, model.mm_limit("video"))
     converted: list[dict[str, Any]] = []
     images: list[Any] = []
     videos: list[Any] = []
@@ -90,8 +92,7 @@ async def build_chat_prompt(
                     raise InvalidRequestError(
                         f"Model {model.name!r} does not accept {noun}s", part_param, code=f"{noun}_not_supported"
                     )
-                bucket, cap = (videos, config.max_videos_per_request) if is_video else (
-                    images, config.max_images_per_request)
+                bucket, cap = (videos, video_cap) if is_video else (images, image_cap)
                 if len(bucket) >= cap:
                     raise InvalidRequestError(
                         f"At most {cap} {noun}s per request", part_param, code=f"too_many_{noun}s"

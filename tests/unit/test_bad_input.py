@@ -55,3 +55,15 @@ async def test_bad_completion_fields_are_4xx_naming_the_field(http, change, para
     response = await http.post("/v1/completions", json={"model": "tiny-qwen2", "prompt": "hi", **change})
     assert 400 <= response.status_code < 500, response.text
     assert (response.json()["error"]["param"] or "").startswith(param), response.text
+
+
+async def test_more_images_than_the_engine_takes_is_refused_at_the_part(router, http):
+    from tests.helpers import image_data_url, image_part
+
+    router.routes["tiny-qwen2.5-vl"].config.engine_args["limit_mm_per_prompt"] = {"image": 2}
+    parts = [image_part(image_data_url(32, 32, seed=i)) for i in range(3)]
+    body = {"model": "tiny-qwen2.5-vl", "messages": [{"role": "user", "content": parts}]}
+    response = await http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "messages[0].content[2]"
+    assert response.json()["error"]["code"] == "too_many_images"
