@@ -28,10 +28,10 @@ from deployments.chat_template import ChatRenderer
 from deployments.config import ModelConfig
 from deployments.engine import Engine, EnginePrompt
 from deployments.errors import ServeError, as_invalid_request
-from deployments.protocol import ChatPrompt, Delta, GenerateCall, ModelInfo
-from deployments.tools import constrain, tool_schemas, uses_tools, with_tool_calls
 from deployments.placement import check_checkpoint_tensor_parallel
+from deployments.protocol import ChatPrompt, Delta, GenerateCall, ModelInfo
 from deployments.sources import resolve_model_path
+from deployments.tools import constrain, tool_schemas, uses_tools, with_tool_calls
 
 logger = logging.getLogger("ray.serve")
 

@@ -128,7 +128,7 @@ class _AutoChoice:
     def safe_length(self) -> int:
         """How much of the text is surely content: up to `<tool_call>`, or short of a
         suffix that may be its beginning."""
-        start = self.text.find(TOOL_CALL_START)
+        start = self.text.find(TOOL_CALL_START, self.sent)  # the text before `sent` holds none
         if start >= 0:
             return start
         for size in range(min(len(TOOL_CALL_START) - 1, len(self.text)), 0, -1):

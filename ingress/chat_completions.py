@@ -31,6 +31,7 @@ class StartedChat(NamedTuple):
     route: Route
     prompt: ChatPrompt
     stream: AsyncIterator[list[Delta]]
+    completion_id: str  # `chatcmpl-<request id>`, also the engine's request id
 
 
 async def start_chat(
@@ -41,15 +42,15 @@ async def start_chat(
     route = router.route_to_model(request.model)
     prompt = await build_chat_prompt(body["messages"], route.config, limits, request.mm_processor_kwargs)
     call = GenerateCall(request_id=f"chatcmpl-{request_id}", prompt=prompt, request=for_engine(request))
-    return StartedChat(request, route, prompt, route.client.generate(call))
+    return StartedChat(request, route, prompt, route.client.generate(call), call.request_id)
 
 
 async def create_chat_completion(
     body: Any, request_id: str, router: ModelRouter, limits: MediaResolver, max_n: int = 8
 ) -> JSONResponse | StreamingResponse:
     """Serve one chat completion request, streamed or whole."""
-    request, route, prompt, stream = await start_chat(body, request_id, router, limits, max_n)
-    completion_id, created, model = f"chatcmpl-{request_id}", now(), route.config.name
+    request, route, prompt, stream, completion_id = await start_chat(body, request_id, router, limits, max_n)
+    created, model = now(), route.config.name
     grounder = grounder_for(route.config.family, prompt.images)
     chunks = None
     if request.stream:

@@ -62,7 +62,9 @@ async def completion_events(
                         yield sse_event(opening)
                 accumulator.add(delta)
                 if delta.text or delta.finish_reason or delta.tool_calls:
-                    yield sse_event(chunks.content(delta, accumulator.text_of(delta.index)))
+                    # the whole text only for a finishing chunk (its grounding), not per delta
+                    text = accumulator.text_of(delta.index) if delta.finish_reason else ""
+                    yield sse_event(chunks.content(delta, text))
         usage = accumulator.usage()
         _record_stream(chunks.model, usage, first_at, last_at, len(started))
         if chunks.include_usage:
