@@ -76,7 +76,11 @@ async def coalesce(source: AsyncIterator[list[Delta]], interval_s: float) -> Asy
                 deadline = loop.time() + interval_s
                 while (remaining := deadline - loop.time()) > 0:
                     try:
-                        item = await asyncio.wait_for(queue.get(), remaining)
+                        # not asyncio.wait_for: on Python 3.11 it can swallow a cancellation
+                        # that lands as the get completes, and a client's disconnect would
+                        # then be lost (the stream, and the engine request, running on)
+                        async with asyncio.timeout(remaining):
+                            item = await queue.get()
                     except TimeoutError:
                         break
                     if item is _END or isinstance(item, Exception):
