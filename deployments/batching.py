@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from deployments.protocol import Delta
+from deployments.calls import Delta
 
 _END = object()
 

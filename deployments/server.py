@@ -26,11 +26,11 @@ from vllm.exceptions import VLLMClientError
 from deployments.batching import coalesce
 from deployments.chat_template import ChatRenderer
 from deployments.config import ModelConfig
-from deployments.engine import Engine, EnginePrompt
+from deployments.engines.protocol import Engine, EnginePrompt
 from deployments.errors import ServeError, as_invalid_request
 from deployments.placement import check_checkpoint_tensor_parallel
-from deployments.protocol import ChatPrompt, Delta, GenerateCall, ModelInfo
-from deployments.sources import resolve_model_path
+from deployments.calls import ChatPrompt, Delta, GenerateCall, ModelInfo
+from deployments.checkpoints.sources import resolve_model_path
 from deployments.tools import constrain, tool_schemas, uses_tools, with_tool_calls
 
 logger = logging.getLogger("ray.serve")
@@ -39,7 +39,7 @@ EngineFactory = Callable[[ModelConfig, Path], Engine]
 
 
 def _default_engine_factory(config: ModelConfig, path: Path) -> Engine:
-    from deployments.vllm_engine import VLLMEngine
+    from deployments.engines.vllm_engine import VLLMEngine
 
     return VLLMEngine(config, path)
 

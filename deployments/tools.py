@@ -21,7 +21,7 @@ from vllm.tool_parsers.utils import get_json_schema_from_tools
 
 from deployments.batching import merge_deltas
 from deployments.errors import InvalidRequestError
-from deployments.protocol import Delta
+from deployments.calls import Delta
 
 # Families whose chat template renders `tools` (Qwen2-VL's template has no tools section).
 TOOL_FAMILIES = frozenset({"qwen2.5-vl", "qwen2"})

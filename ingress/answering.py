@@ -12,9 +12,9 @@ from collections.abc import AsyncIterable, Callable
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
-from deployments.protocol import Delta
+from deployments.calls import Delta
 from ingress.responses import ChatAccumulator, ChunkFactory, CompletionChunkFactory
-from ingress.streaming import completion_events, prepend
+from ingress.sse import completion_events, prepend
 
 
 async def collect(stream: AsyncIterable[list[Delta]], choices_per_prompt: int = 0) -> ChatAccumulator:

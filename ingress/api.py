@@ -24,7 +24,7 @@ from ingress.auth import ApiKeyCheck, configured_keys
 from ingress.chat_completions import create_chat_completion
 from ingress.completions import create_completion
 from ingress.errors import PayloadTooLargeError, as_serve_error, install_error_handlers
-from ingress.media import MediaResolver
+from ingress.media.resolve import MediaResolver
 from ingress.metrics import RequestTimer
 from ingress.openapi import answers, install_schemas, json_body
 from ingress.request_ids import echo_headers, request_id_of
@@ -143,7 +143,7 @@ def create_api(config: AppConfig, router: ModelRouter) -> FastAPI:
     return app
 
 
-def _model_card(info) -> dict[str, Any]:  # noqa: ANN001 - deployments.protocol.ModelInfo
+def _model_card(info) -> dict[str, Any]:  # noqa: ANN001 - deployments.calls.ModelInfo
     return {
         "id": info.name,
         "object": "model",

@@ -2,7 +2,7 @@
 
 The route handler in ingress/api.py only dispatches here. Errors raised before the first
 token become ordinary HTTP errors; errors after the stream started travel in-band
-(ingress/streaming.py).
+(ingress/sse.py).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any, NamedTuple
 from fastapi.responses import JSONResponse, StreamingResponse
 from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
 
-from deployments.protocol import ChatPrompt, Delta, GenerateCall
+from deployments.calls import ChatPrompt, Delta, GenerateCall
 from ingress.answering import respond
 from ingress.grounding import grounder_for
-from ingress.media import MediaResolver
+from ingress.media.resolve import MediaResolver
 from ingress.messages import build_chat_prompt
-from ingress.protocol import for_engine, parse_chat_request
+from ingress.request import for_engine, parse_chat_request
 from ingress.request_ids import echo_headers
 from ingress.responses import ChunkFactory, now
 from ingress.router import ModelRouter, Route

@@ -14,9 +14,9 @@ from typing import Any
 
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from deployments.protocol import Delta, GenerateCall
+from deployments.calls import Delta, GenerateCall
 from ingress.answering import respond
-from ingress.protocol import parse_completion_request, prompts_of
+from ingress.request import parse_completion_request, prompts_of
 from ingress.request_ids import echo_headers
 from ingress.responses import CompletionChunkFactory, now
 from ingress.router import ModelRouter

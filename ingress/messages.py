@@ -24,8 +24,8 @@ from typing import Any
 
 from deployments.config import ModelConfig
 from deployments.errors import InvalidRequestError
-from deployments.protocol import ChatPrompt
-from ingress.media import (
+from deployments.calls import ChatPrompt
+from ingress.media.resolve import (
     IMAGE_KEYS,
     REQUEST_KEYS,
     VIDEO_KEYS,

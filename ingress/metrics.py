@@ -1,7 +1,7 @@
 """The ingress's own metrics, exported through Ray's metrics export (`ray.serve.metrics`).
 
 Sits beside the request path: ingress/api.py times each chat request (status, latency,
-time to first token), ingress/streaming.py reports a stream's tokens and inter-token
+time to first token), ingress/sse.py reports a stream's tokens and inter-token
 latency, and the media code reports fetch/decode time, bytes and refusals. Ray adds the
 `ray_` prefix and Serve adds `deployment`, `replica`, `application` (and `route`) tags, so
 `qvs_requests` is scraped as `ray_qvs_requests_total{model=..., status_class=..., stream=...}`

@@ -1,7 +1,7 @@
 """The OpenAPI document at `/openapi.json`: the real request and response schemas.
 
 The routes read raw JSON (they enforce a body size limit before parsing and validate with
-vLLM's own request models, ingress/protocol.py), so FastAPI cannot see their bodies; this
+vLLM's own request models, ingress/request.py), so FastAPI cannot see their bodies; this
 module names them: vLLM's `ChatCompletionRequest` / `CompletionRequest` in, the `openai`
 package's `ChatCompletion` / `Completion` (and their stream chunks) out.
 """

@@ -21,7 +21,7 @@ from openai.types.chat.chat_completion_chunk import ChoiceDelta, ChoiceDeltaTool
 from openai.types.completion_choice import Logprobs as CompletionLogprobs
 from openai.types.completion_usage import CompletionUsage
 
-from deployments.protocol import Delta
+from deployments.calls import Delta
 from ingress.grounding import Grounder
 
 

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from deployments.config import AppConfig, ModelConfig
 from deployments.errors import ModelNotFoundError
-from deployments.protocol import Delta, GenerateCall, ModelInfo
+from deployments.calls import Delta, GenerateCall, ModelInfo
 
 
 class ModelClient(Protocol):

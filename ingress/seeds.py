@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from deployments.errors import InvalidRequestError
 from ingress.answering import collect
 from ingress.chat_completions import start_chat
-from ingress.media import MediaResolver
+from ingress.media.resolve import MediaResolver
 from ingress.router import ModelRouter
 
 

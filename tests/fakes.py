@@ -16,8 +16,8 @@ from typing import Any
 from vllm import SamplingParams
 
 from deployments.config import ModelConfig
-from deployments.engine import EnginePrompt
-from deployments.protocol import Delta, GenerateCall, ModelInfo
+from deployments.engines.protocol import EnginePrompt
+from deployments.calls import Delta, GenerateCall, ModelInfo
 from deployments.server import ModelServer
 
 FAKE_WORDS_PER_ANSWER = 5

@@ -7,7 +7,7 @@ import openai
 import pytest
 from PIL import Image
 
-from deployments.tiny import resolve_tiny
+from deployments.checkpoints.tiny import resolve_tiny
 from tests.helpers import image_data_url, image_part
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deployments.tiny import resolve_tiny
+from deployments.checkpoints.tiny import resolve_tiny
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from deployments.batching import coalesce, merge_deltas
-from deployments.protocol import Delta
+from deployments.calls import Delta
 
 
 def _delta(index: int, step: int, finish: str | None = None) -> Delta:

@@ -122,7 +122,7 @@ async def test_engine_failure_mid_stream_is_one_error_event_then_done(http, serv
     engine = servers["tiny-qwen2-vl"]._engine
 
     async def failing(prompt, params, request_id):
-        from deployments.protocol import Delta
+        from deployments.calls import Delta
 
         yield [Delta(index=0, text="partial", completion_tokens=1, prompt_tokens=3)]
         raise RuntimeError("/secret/path exploded at 0xdeadbeef")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deployments import cli
+from deployments.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[2]
 

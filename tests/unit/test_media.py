@@ -15,7 +15,7 @@ from PIL import Image
 
 from deployments.config import MediaConfig
 from deployments.errors import InvalidRequestError, UnprocessableMediaError
-from ingress.media import MediaResolver
+from ingress.media.resolve import MediaResolver
 from tests.helpers import image_data_url, image_part
 from tests.media_reference import (
     IMAGE_MAX_DIFF,
@@ -104,7 +104,7 @@ async def test_images_match_qwen_vl_utils_fetch_image(options, mode, tmp_path):
      ((33, 300), (28, 28))],
 )
 def test_bicubic_resize_follows_pil(source, target):
-    from ingress.media_image import bicubic_resize
+    from ingress.media.image import bicubic_resize
 
     array = np.random.default_rng(2).integers(0, 256, (*source, 3), dtype=np.uint8)
     expected = np.asarray(Image.fromarray(array).resize(target[::-1], Image.Resampling.BICUBIC))
@@ -158,7 +158,7 @@ async def test_frame_list_video_matches_qwen_vl_utils():
 def test_jpeg_decoding_matches_pil(mode, save, fast):
     from PIL import ImageOps
 
-    from ingress.media_image import open_image
+    from ingress.media.image import open_image
 
     rng = np.random.default_rng(4)
     image = Image.fromarray(rng.integers(0, 256, (77, 101, 3), dtype=np.uint8)).convert(mode)

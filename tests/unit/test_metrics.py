@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from deployments.config import AppConfig, MediaConfig
 from deployments.errors import InvalidRequestError, UnprocessableMediaError
 from ingress import metrics
-from ingress.media import MediaResolver
+from ingress.media.resolve import MediaResolver
 from tests.helpers import image_data_url
 from tests.media_reference import make_video
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from deployments import sources
+from deployments.checkpoints import sources
 from deployments.config import ModelConfig
-from deployments.sources import ModelSourceError, resolve_model_path
+from deployments.checkpoints.sources import ModelSourceError, resolve_model_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -144,7 +144,7 @@ def _resolve_in_subprocess(source: str, hub_port: int, tmp_path: Path) -> str:
     }
     script = (
         "from deployments.config import ModelConfig\n"
-        "from deployments.sources import resolve_model_path, ModelSourceError\n"
+        "from deployments.checkpoints.sources import resolve_model_path, ModelSourceError\n"
         "try:\n"
         f"    resolve_model_path(ModelConfig(name='m', family='qwen2-vl', source={source!r}))\n"
         "except ModelSourceError as exc:\n"

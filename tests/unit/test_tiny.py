@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from deployments import tiny
-from deployments.tiny import TINY_FAMILIES, VOCAB_SIZE, build_tiny_checkpoint, resolve_tiny
+from deployments.checkpoints import tiny
+from deployments.checkpoints.tiny import TINY_FAMILIES, VOCAB_SIZE, build_tiny_checkpoint, resolve_tiny
 
 VL_FAMILIES = ("qwen2-vl", "qwen2.5-vl")
 TOOL_FAMILIES = ("qwen2.5-vl", "qwen2")

@@ -9,8 +9,8 @@ import pytest
 from transformers import AutoTokenizer
 from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
 
-from deployments.protocol import Delta
-from deployments.tiny import resolve_tiny
+from deployments.calls import Delta
+from deployments.checkpoints.tiny import resolve_tiny
 from deployments.tools import with_tool_calls
 
 TOOL = {"type": "function", "function": {"name": "ping", "parameters": {"type": "object", "properties": {}}}}

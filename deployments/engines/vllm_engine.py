@@ -1,7 +1,7 @@
 """The production engine: vLLM's `AsyncLLM`, one per model replica.
 
 vLLM runs its engine core in a child process; this wrapper only translates between the
-engine protocol (deployments/engine.py) and vLLM's `RequestOutput` stream, which is asked
+engine protocol (deployments/engines/protocol.py) and vLLM's `RequestOutput` stream, which is asked
 for in DELTA mode so each step carries only new text.
 """
 
@@ -21,10 +21,10 @@ from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.metrics.ray_wrappers import RayPrometheusStatLogger
 
 from deployments.config import ModelConfig
-from deployments.engine import EnginePrompt
+from deployments.engines.protocol import EnginePrompt
 from deployments.errors import EngineUnavailableError
 from deployments.placement import engine_executor_backend
-from deployments.protocol import Delta
+from deployments.calls import Delta
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from deployments.config import MediaConfig
 from deployments.errors import InvalidRequestError, UnprocessableMediaError
-from ingress.media_image import FACTOR, ImageSizing, interpolate_bicubic, open_image, resize_image
+from ingress.media.image import FACTOR, ImageSizing, interpolate_bicubic, open_image, resize_image
 from qwen_vl_utils.vision_process import (
     FPS_MAX_FRAMES,
     FRAME_FACTOR,

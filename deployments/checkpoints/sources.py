@@ -1,6 +1,6 @@
 """Model sources: turn a config's `source` into a local checkpoint directory.
 
-`tiny://<family>` builds a tiny random checkpoint (deployments/tiny.py); a local path is
+`tiny://<family>` builds a tiny random checkpoint (deployments/checkpoints/tiny.py); a local path is
 used as is; `modelscope://<id>`, `hf://<id>` or a bare `<org>/<name>` id are downloaded
 from the hub into the shared cache. Hubs are contacted only for hub sources, and an
 unreachable hub fails with a message that says so, as does an id (or revision) the hub
@@ -40,7 +40,7 @@ def resolve_model_path(config: ModelConfig) -> Path:
     """A local directory holding the checkpoint that `config.source` names."""
     source = config.source
     if source.startswith("tiny://"):
-        from deployments.tiny import resolve_tiny
+        from deployments.checkpoints.tiny import resolve_tiny
 
         return resolve_tiny(source)
     if source.startswith("modelscope://"):

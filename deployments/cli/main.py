@@ -9,7 +9,7 @@ metrics export port fixed (Prometheus text of ours, Serve's and the engines' met
 hands over to Ray Serve's own `serve run`; on a cluster, use `serve run` or KubeRay.
 
 `download` resolves each configured model's `source` exactly as a replica would
-(deployments/sources.py: hub, revision, QWEN_VL_SERVE_CACHE), so replicas started later
+(deployments/checkpoints/sources.py: hub, revision, QWEN_VL_SERVE_CACHE), so replicas started later
 find the weights in the cache; run it on the shared volume before `serve run`.
 """
 
@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from deployments.config import AppConfig
 from deployments.placement import TensorParallelError, check_checkpoint_tensor_parallel
-from deployments.sources import ModelSourceError, cache_root, resolve_model_path
+from deployments.checkpoints.sources import ModelSourceError, cache_root, resolve_model_path
 
 BUILD_APP = "ingress.app:build_app"
 DEFAULT_METRICS_EXPORT_PORT = 8080

@@ -1,6 +1,6 @@
 """The engine protocol: the one seam between a model deployment and the inference engine.
 
-Production uses `deployments.vllm_engine.VLLMEngine` (vLLM's `AsyncLLM`); unit tests inject
+Production uses `deployments.engines.vllm_engine.VLLMEngine` (vLLM's `AsyncLLM`); unit tests inject
 a fake engine (tests/fakes.py) that yields deterministic tokens without vLLM's engine core.
 An engine yields, per step of one request, the list of `Delta`s (one per choice that
 advanced); errors surface as exceptions from the iterator, never as in-band values.
@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypedDict
 
 from vllm import SamplingParams
 
-from deployments.protocol import Delta
+from deployments.calls import Delta
 
 
 class EnginePrompt(TypedDict, total=False):

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from deployments.chat_templates import QWEN2_5_TEMPLATE, QWEN2_5_VL_TEMPLATE, QWEN2_VL_TEMPLATE
+from deployments.checkpoints.templates import QWEN2_5_TEMPLATE, QWEN2_5_VL_TEMPLATE, QWEN2_VL_TEMPLATE
 
 TINY_FAMILIES: tuple[str, ...] = ("qwen2-vl", "qwen2.5-vl", "qwen2")
 """The families `build_tiny_checkpoint` and `tiny://<family>` accept."""

@@ -2,7 +2,7 @@
 
 Runs on the ingress (CPU) replicas so model replicas receive images already resized the
 Qwen way and videos already sampled; vLLM is told not to resize or resample them again.
-Fetching is async (ingress/media_fetch.py: SSRF-safe http(s), data URLs, allowed local
+Fetching is async (ingress/media/fetch.py: SSRF-safe http(s), data URLs, allowed local
 files); decoding and resizing run in worker threads, concurrently across the parts of a
 request, so the event loop keeps serving. Results are cached by URL or content hash.
 Each real fetch (time, bytes) and decode (time) is recorded through ingress/metrics.py,
@@ -27,10 +27,10 @@ import numpy as np
 
 from deployments.config import MediaConfig, MediaDefaults
 from deployments.errors import InvalidRequestError
-from ingress.media_cache import MediaCache
-from ingress.media_fetch import MediaFetcher
-from ingress.media_image import prepare_image, sizing_from
-from ingress.media_video import VideoItem, decode_video, frames_video, open_frame
+from ingress.media.cache import MediaCache
+from ingress.media.fetch import MediaFetcher
+from ingress.media.image import prepare_image, sizing_from
+from ingress.media.video import VideoItem, decode_video, frames_video, open_frame
 from ingress.metrics import record_media_decode, record_media_fetch
 
 T = TypeVar("T")

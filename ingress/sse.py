@@ -15,7 +15,7 @@ from typing import Any
 from openai.types.completion_usage import CompletionUsage
 from pydantic import BaseModel
 
-from deployments.protocol import Delta
+from deployments.calls import Delta
 from ingress.errors import as_serve_error, error_body
 from ingress.metrics import record_inter_token_latency, record_tokens
 from ingress.responses import ChatAccumulator, ChunkFactory, CompletionChunkFactory

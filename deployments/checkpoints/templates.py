@@ -1,6 +1,6 @@
 """Jinja chat templates of the Qwen instruct checkpoints, for the tiny test checkpoints.
 
-Why: the tiny checkpoints (deployments/tiny.py) must render prompts exactly like the real
+Why: the tiny checkpoints (deployments/checkpoints/tiny.py) must render prompts exactly like the real
 models, so the serving code is exercised against the real prompt formats offline.
 
 - `QWEN2_VL_TEMPLATE`: Qwen2-VL-Instruct's template, verbatim (image/video parts become

@@ -34,7 +34,7 @@ from qwen_vl_utils.vision_process import (
 )
 
 # torch.from_numpy warns (once) on the read-only arrays Pillow hands out; we only read them.
-warnings.filterwarnings("ignore", message="The given NumPy array is not writable", module=r"ingress\.media_image")
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable", module=r"ingress\.media\.image")
 
 PATCH_SIZE = 14  # both Qwen2-VL and Qwen2.5-VL
 FACTOR = PATCH_SIZE * SPATIAL_MERGE_SIZE  # 28

@@ -1,0 +1,1 @@
+"""The operator's command line, `qwen-vl-serve run|download|validate` (main.py)."""
