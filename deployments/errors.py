@@ -1,19 +1,33 @@
-"""Exceptions a model deployment raises for the ingress to turn into OpenAI errors.
+"""The one error hierarchy of the app, and the one place exceptions are classified.
 
-They cross Ray's handle (Ray re-raises them wrapped, keeping the class and message), so
-they carry only what the client may see: a message, the offending parameter and a status.
+Every failure a client may see is a `ServeError` carrying its HTTP status, OpenAI error
+`type`, `param` and `code`: raised in the ingress (validation, media, routing) or in a model
+deployment (Ray re-raises those across the handle, keeping class and fields). `as_serve_error`
+turns anything else into one of them, once, where the request fails; ingress/errors.py only
+renders them as OpenAI error JSON. Messages are client-safe: never paths, addresses or
+internal exception text.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from typing import Any, ClassVar
+
+from pydantic import ValidationError
+from ray.exceptions import RayTaskError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+
+logger = logging.getLogger("ray.serve")
+
+_MAX_REPORTED_PROBLEMS = 3
 
 
 class ServeError(Exception):
-    """Base of the errors that reach the client with their own status and message."""
+    """Base of the errors that reach the client with their own status and message (500)."""
 
-    status_code: int = 500
-    error_type: str = "internal_server_error"
+    status_code: ClassVar[int] = 500
+    error_type: ClassVar[str] = "internal_server_error"
 
     def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -21,35 +35,55 @@ class ServeError(Exception):
         self.param = param
         self.code = code
 
+    def __init_subclass__(cls, status: int | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status_code = status
+
     def __reduce__(self):  # keep message/param/code when Ray pickles the exception
         return (type(self), (self.message, self.param, self.code))
 
 
-class InvalidRequestError(ServeError):
-    """The request cannot be served as sent (400)."""
+class InvalidRequestError(ServeError, status=400):
+    """The request cannot be served as sent."""
 
-    status_code = 400
     error_type = "invalid_request_error"
 
 
-class UnprocessableMediaError(ServeError):
-    """Media were fetched but cannot be decoded or processed (422)."""
-
-    status_code = 422
-    error_type = "invalid_request_error"
+class AuthenticationError(InvalidRequestError, status=401):
+    """Missing or wrong API key."""
 
 
-class ModelNotFoundError(ServeError):
-    """No deployment serves the requested model (404)."""
-
-    status_code = 404
-    error_type = "invalid_request_error"
+class ModelNotFoundError(InvalidRequestError, status=404):
+    """No deployment serves the requested model."""
 
 
-class EngineUnavailableError(ServeError):
-    """The engine is dead or overloaded; the client may retry (503)."""
+class PayloadTooLargeError(InvalidRequestError, status=413):
+    """The request body exceeds the configured limit."""
 
-    status_code = 503
+
+class MediaRefusedError(InvalidRequestError):
+    """One image or video of the request refused; `code` says why (None: a malformed reference).
+
+    The media resolver counts each refusal by its code where it refuses (ingress/metrics.py);
+    `codes` lists every code raised with this class or a subclass (a test holds it to that).
+    """
+
+    codes: ClassVar[frozenset[str]] = frozenset({
+        "media_too_large", "too_many_frames", "too_many_images", "too_many_videos", "image_not_supported",
+        "video_not_supported", "unsupported_media_source", "invalid_media_url", "media_url_forbidden",
+        "media_path_forbidden", "media_not_found", "media_fetch_failed", "media_fetch_timeout",
+        "media_too_many_redirects", "invalid_video_options", "invalid_image", "invalid_video",
+    })
+
+
+class UnprocessableMediaError(MediaRefusedError, status=422):
+    """Media were fetched but cannot be decoded or processed."""
+
+
+class EngineUnavailableError(ServeError, status=503):
+    """The engine is dead or overloaded; the client may retry."""
+
     error_type = "service_unavailable"
 
 
@@ -72,3 +106,47 @@ def as_invalid_request(exc: Exception, prompt_param: str = "messages") -> Invali
 
 
 _LEADING_FIELD = re.compile(r"^([a-z][a-z_]*) (?:must|should|cannot|is not allowed)\b")
+
+
+def validation_error(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> InvalidRequestError:
+    """A pydantic failure as one 400 naming the first bad field, listing at most a few."""
+    problems = exc.errors(include_url=False, include_input=False)[:_MAX_REPORTED_PROBLEMS]
+    described = []
+    for problem in problems:
+        loc = dotted_param((*prefix, *problem["loc"]))
+        described.append(f"{loc}: {problem['msg']}" if loc else problem["msg"])
+    first = dotted_param((*prefix, *problems[0]["loc"])) if problems else None
+    return InvalidRequestError("Invalid request: " + "; ".join(described), param=first or None)
+
+
+def dotted_param(loc: tuple[Any, ...]) -> str:
+    """`('messages', 0, 'content')` -> `messages[0].content`; drops pydantic's union tags."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and not _is_union_tag(part):
+            out += f".{part}" if out else part
+    return out
+
+
+def _is_union_tag(part: str) -> bool:
+    return part.startswith(("function-", "tagged-union", "union[")) or "[" in part or part in {
+        "str", "int", "float", "bool", "list", "dict", "none", "json-or-python"
+    } or part[:1].isupper()
+
+
+def as_serve_error(exc: BaseException) -> ServeError:
+    """Classify any exception raised while serving a request (call once, where it fails)."""
+    if isinstance(exc, RayTaskError):
+        cause = exc.cause if isinstance(exc.cause, BaseException) else exc
+        if cause is not exc:
+            return as_serve_error(cause)
+    if isinstance(exc, ServeError):
+        return exc
+    if isinstance(exc, ValidationError):
+        return validation_error(exc)
+    if isinstance(exc, (BackPressureError, DeploymentUnavailableError)):
+        return EngineUnavailableError("The model is overloaded; retry shortly.", code="overloaded")
+    logger.error("Unhandled error while serving a request", exc_info=exc)
+    return ServeError("The server had an error while processing your request.")

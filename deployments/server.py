@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
 from vllm import SamplingParams
 from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
 from vllm.exceptions import VLLMClientError
@@ -115,7 +114,9 @@ class ModelServer:
         images, videos = chat.images, chat.videos
         data: dict[str, Any] = {}
         if images:
-            data["image"] = [Image.fromarray(image) for image in images]
+            # RGB uint8 (H, W, 3) arrays as they crossed the handle: vLLM's Qwen processors
+            # take them as they take PIL images (vLLM reads H, W from a channels-last shape).
+            data["image"] = images
         if videos:
             # (frames, metadata): Qwen2.5-VL needs the metadata (its fps sets the temporal
             # positions); Qwen2-VL's parser drops it. Frames are already sampled.

@@ -2,20 +2,43 @@
 
 `serve run serve_config.cpu.yaml` calls `build_app` with the config's `args` block
 (validated as `deployments.config.AppConfig`). Each model becomes its own autoscalable
-deployment of `ModelServer`; the ingress gets a handle to each and owns the HTTP API.
+deployment of `ModelServer`; the ingress gets a handle to each and serves the HTTP API that
+`create_api` builds per replica (never at import time, so tests build it with fake model
+clients and no Ray): error rendering, API keys, the OpenAPI document, and the endpoints of
+ingress/routes/.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from fastapi import APIRouter, Depends, FastAPI
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from deployments.config import AppConfig
 from deployments.server import ModelServer
-from ingress.api import create_api
+from ingress.auth import ApiKeyCheck, configured_keys
+from ingress.errors import install_error_handlers
+from ingress.openapi import install_schemas
 from ingress.router import ModelRouter, ServeModelClient
+from ingress.routes import chat, completions, seeds
+from ingress.routes import models as model_list
+from ingress.routes.dispatch import Services
+
+
+def create_api(config: AppConfig, router: ModelRouter) -> FastAPI:
+    """The OpenAI-compatible HTTP API over `router`."""
+    app = FastAPI(title="qwen-vl-serve", summary="OpenAI-compatible API for Qwen-VL models")
+    install_error_handlers(app)
+    install_schemas(app)
+    services = Services.build(config, router)
+    api = APIRouter(dependencies=[Depends(ApiKeyCheck(configured_keys(config.ingress)))])
+    for endpoint in (chat, completions, seeds):
+        endpoint.register(api, services)
+    model_list.register(api, app, services)
+    app.include_router(api)
+    return app
 
 
 @serve.ingress()

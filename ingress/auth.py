@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from fastapi import Request
 
 from deployments.config import IngressConfig
-from ingress.errors import AuthenticationError
+from deployments.errors import AuthenticationError
 
 
 def configured_keys(config: IngressConfig, environ: Mapping[str, str] = os.environ) -> tuple[str, ...]:

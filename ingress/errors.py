@@ -1,44 +1,26 @@
-"""Every failure becomes an OpenAI error here, in one place.
+"""OpenAI error JSON for every failure: the FastAPI handlers that render `ServeError`s.
 
-Maps exceptions to `{"error": {"message", "type", "param", "code"}}` with the matching
-HTTP status. Our own `ServeError`s carry client-safe text; anything else is our bug: a 500
-whose message never repeats exception internals (paths, addresses) to the client.
+The errors themselves and their classification live in deployments/errors.py (the model
+deployments raise them too). Routes classify a failure once (ingress/routes/dispatch.py) and
+re-raise it as a `ServeError`; the handlers here render it as `{"error": {"message", "type",
+"param", "code"}}` with its status, and make FastAPI's own errors (unknown route, wrong
+method) OpenAI-shaped too. An exception that escaped classification is classified here.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
-from ray.exceptions import RayTaskError
-from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from deployments.errors import EngineUnavailableError, InvalidRequestError, ServeError
+from deployments.errors import ServeError, as_serve_error, dotted_param
 from ingress.request_ids import echo_headers
-
-logger = logging.getLogger("ray.serve")
 
 RETRY_AFTER_S = 1
 _MAX_REPORTED_PROBLEMS = 3
-
-
-class PayloadTooLargeError(ServeError):
-    """The request body exceeds the configured limit (413)."""
-
-    status_code = 413
-    error_type = "invalid_request_error"
-
-
-class AuthenticationError(ServeError):
-    """Missing or wrong API key (401)."""
-
-    status_code = 401
-    error_type = "invalid_request_error"
 
 
 def error_body(message: str, error_type: str, param: str | None = None, code: Any = None) -> dict:
@@ -46,55 +28,8 @@ def error_body(message: str, error_type: str, param: str | None = None, code: An
     return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
 
 
-def validation_error(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> InvalidRequestError:
-    """A pydantic failure as one 400 naming the first bad field, listing at most a few."""
-    problems = exc.errors(include_url=False, include_input=False)[:_MAX_REPORTED_PROBLEMS]
-    described = []
-    for problem in problems:
-        loc = dotted_param((*prefix, *problem["loc"]))
-        described.append(f"{loc}: {problem['msg']}" if loc else problem["msg"])
-    first = dotted_param((*prefix, *problems[0]["loc"])) if problems else None
-    return InvalidRequestError("Invalid request: " + "; ".join(described), param=first or None)
-
-
-def dotted_param(loc: tuple[Any, ...]) -> str:
-    """`('messages', 0, 'content')` -> `messages[0].content`; drops pydantic's union tags."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif isinstance(part, str) and not _is_union_tag(part):
-            out += f".{part}" if out else part
-    return out
-
-
-def _is_union_tag(part: str) -> bool:
-    return part.startswith(("function-", "tagged-union", "union[")) or "[" in part or part in {
-        "str", "int", "float", "bool", "list", "dict", "none", "json-or-python"
-    } or part[:1].isupper()
-
-
-def as_serve_error(exc: BaseException) -> ServeError:
-    """Classify any exception raised while serving a request."""
-    if isinstance(exc, RayTaskError):
-        cause = exc.cause if isinstance(exc.cause, BaseException) else exc
-        if cause is not exc:
-            return as_serve_error(cause)
-    if isinstance(exc, ServeError):
-        return exc
-    if isinstance(exc, ValidationError):
-        return validation_error(exc)
-    if isinstance(exc, (BackPressureError, DeploymentUnavailableError)):
-        return EngineUnavailableError(
-            "The model is overloaded; retry shortly.", code="overloaded"
-        )
-    logger.error("Unhandled error while serving a request", exc_info=exc)
-    return ServeError("The server had an error while processing your request.")
-
-
-def error_response(exc: BaseException, request_id: str | None = None) -> JSONResponse:
-    """The JSON response for an exception, with Retry-After when retrying can help."""
-    error = as_serve_error(exc)
+def error_response(error: ServeError, request_id: str | None = None) -> JSONResponse:
+    """The JSON response for a classified error, with Retry-After when retrying can help."""
     headers = echo_headers(request_id)
     if error.status_code in (429, 503):
         headers["retry-after"] = str(RETRY_AFTER_S)
@@ -106,7 +41,7 @@ def error_response(exc: BaseException, request_id: str | None = None) -> JSONRes
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Make FastAPI's own errors (404 route, 405, body validation) OpenAI-shaped too."""
+    """Render `ServeError`s, and FastAPI's own errors (404 route, 405, validation), as OpenAI errors."""
 
     @app.exception_handler(ServeError)
     async def _serve_error(request: Request, exc: ServeError) -> JSONResponse:
@@ -114,12 +49,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()[:_MAX_REPORTED_PROBLEMS]
+        errors = exc.errors()[:_MAX_REPORTED_PROBLEMS]  # loc[0] is "body", "query" or "path"
         param = dotted_param(tuple(errors[0]["loc"][1:])) if errors else None
         text = "; ".join(f"{dotted_param(tuple(e['loc'][1:]))}: {e['msg']}" for e in errors)
         return JSONResponse(
-            error_body(f"Invalid request: {text}", "invalid_request_error", param or None),
-            status_code=400,
+            error_body(f"Invalid request: {text}", "invalid_request_error", param or None), status_code=400
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -131,4 +65,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-        return error_response(exc, request.headers.get("x-request-id"))
+        return error_response(as_serve_error(exc), request.headers.get("x-request-id"))

@@ -1,42 +1,34 @@
 """The ingress's own metrics, exported through Ray's metrics export (`ray.serve.metrics`).
 
-Sits beside the request path: ingress/api.py times each chat request (status, latency,
-time to first token), ingress/sse.py reports a stream's tokens and inter-token
-latency, and the media code reports fetch/decode time, bytes and refusals. Ray adds the
+Recorded where each event happens, never by re-reading a response: ingress/routes/dispatch.py
+counts each request when it fails or its whole answer is sent (status, latency, error type),
+ingress/responses.py and ingress/sse.py record tokens where the answer counts them (and a
+stream's time to first token, inter-token latency and end), ingress/request.py the media
+per request, and ingress/media/resolve.py each fetch, decode and refusal. Ray adds the
 `ray_` prefix and Serve adds `deployment`, `replica`, `application` (and `route`) tags, so
 `qvs_requests` is scraped as `ray_qvs_requests_total{model=..., status_class=..., stream=...}`
 at Ray's metrics export port, beside Serve's `ray_serve_*` and vLLM's `ray_vllm_*` series.
 
 Tags stay low-cardinality: a model tag is a configured model name (anything else is
 `other`), a status is its class (`2xx`, `4xx`, `5xx`), stream is `yes`/`no`, and media
-refusals carry the error code (a short fixed list). The metric objects are created once per
+refusals carry the error code (`deployments.errors.MediaRefusedError.codes`). The metric objects are created once per
 process, on first use, so they are made inside the Serve replica and get its tags.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi.responses import Response, StreamingResponse
 from ray.serve.metrics import Counter, Histogram
 
-from deployments.config import AppConfig
 from deployments.errors import ServeError
 
 PREFIX = "qvs_"
 OTHER_MODEL = "other"
-# Error codes that mean "this media item was refused" (ingress/media.py, ingress/messages.py).
-MEDIA_REFUSAL_CODES = frozenset({
-    "media_too_large", "invalid_image", "invalid_video", "invalid_video_options", "too_many_frames",
-    "too_many_images", "too_many_videos", "image_not_supported", "video_not_supported",
-    "unsupported_media_source", "media_fetch_failed", "media_fetch_timeout", "media_not_found",
-    "media_path_forbidden", "media_url_forbidden",
-})
 _LATENCY_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300]
 _TOKEN_LATENCY_BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.5]
 _COUNT_BUCKETS = [0.5, 1, 2, 4, 8, 16, 32]  # positive, as Ray asks: 0 items land in le="0.5"
@@ -114,11 +106,11 @@ def status_class(status_code: int) -> str:
     return f"{status_code // 100}xx"
 
 
-def model_tag(requested: object, served: Iterable[str], default: str) -> str:
+def model_tag(requested: object, served: Collection[str], default: str) -> str:
     """The served model a request goes to, as a bounded tag value (`other` when unknown)."""
     if requested is None:
         return default
-    return requested if isinstance(requested, str) and requested in set(served) else OTHER_MODEL
+    return requested if isinstance(requested, str) and requested in served else OTHER_MODEL
 
 
 def _yes_no(flag: bool) -> str:
@@ -126,98 +118,48 @@ def _yes_no(flag: bool) -> str:
 
 
 @dataclass
-class RequestTimer:
-    """Observes one chat request from arrival to its last byte (built per request)."""
+class RequestObserver:
+    """Observes one request from arrival to its last byte (built per request)."""
 
     served: frozenset[str]
     default_model: str
     model: str = OTHER_MODEL
     stream: bool = False
-    media: tuple[int, int] = (0, 0)
     started: float = field(default_factory=time.perf_counter)
 
-    @classmethod
-    def start(cls, config: AppConfig) -> RequestTimer:
-        """Start timing a request to the application configured by `config`."""
-        return cls(frozenset(m.name for m in config.models), config.default_model_name)
-
     def read(self, body: Any) -> None:
-        """The request body is in: note its model and whether it streams."""
+        """The body is in: its model and whether it streams tag the request's metrics."""
         if isinstance(body, dict):
             self.model = model_tag(body.get("model"), self.served, self.default_model)
             self.stream = body.get("stream") is True
-            self.media = count_media_parts(body.get("messages"))
 
-    def _tags(self, status_code: int) -> dict[str, str]:
-        return {"model": self.model, "status_class": status_class(status_code), "stream": _yes_no(self.stream)}
+    def first_token(self) -> None:
+        """The model's first output arrived (a streamed answer starts now)."""
+        ingress_metrics().ttft.observe(time.perf_counter() - self.started, tags={"model": self.model})
+
+    def tokens(self, prompt_tokens: int, completion_tokens: int) -> None:
+        """The answer's usage, as it counted it."""
+        record_tokens(self.model, self.stream, prompt_tokens, completion_tokens)
+
+    def inter_token_latency(self, first_at: float, last_at: float, tokens: int) -> None:
+        """Mean gap between a stream's tokens (needs at least two tokens)."""
+        if tokens >= 2 and last_at >= first_at:
+            ingress_metrics().itl.observe((last_at - first_at) / (tokens - 1), tags={"model": self.model})
+
+    def failed(self, error: ServeError) -> None:
+        """The request was refused or failed before its answer started."""
+        self.finished(error.status_code, error.code if isinstance(error.code, str) else error.error_type)
 
     def finished(self, status_code: int, error_type: str | None = None) -> None:
         """The request is over (the whole body sent): count it and its latency."""
-        metrics, tags = ingress_metrics(), self._tags(status_code)
+        metrics = ingress_metrics()
+        tags = {"model": self.model, "status_class": status_class(status_code), "stream": _yes_no(self.stream)}
         metrics.requests.inc(1, tags=tags)
         metrics.latency.observe(time.perf_counter() - self.started, tags=tags)
         if error_type is not None:
             metrics.errors.inc(1, tags={**tags, "error_type": error_type})
         if error_type == "overloaded":
             metrics.backpressure.inc(1, tags={"model": self.model})
-
-    def failed(self, error: ServeError) -> None:
-        """The request was refused or failed before its answer started."""
-        reason = error.code if isinstance(error.code, str) else error.error_type
-        if reason in MEDIA_REFUSAL_CODES:
-            kind = "video" if error.param and "video" in error.param else "image"
-            record_media_refusal(kind, reason)
-        self.finished(error.status_code, reason)
-
-    def answered(self, response: Response) -> Response:
-        """The answer is ready: a whole one is counted now, a stream when it ends."""
-        record_media_counts(self.model, *self.media)
-        if isinstance(response, StreamingResponse):
-            response.body_iterator = self.observe_events(response.body_iterator)
-            return response
-        usage = json.loads(response.body).get("usage") or {}
-        record_tokens(self.model, False, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
-        self.finished(response.status_code)
-        return response
-
-    def first_token(self) -> None:
-        ingress_metrics().ttft.observe(time.perf_counter() - self.started, tags={"model": self.model})
-
-    async def observe_events(self, events: AsyncIterator[str]) -> AsyncIterator[str]:
-        """Pass SSE events through, timing the first one and the end of the stream.
-
-        The first event goes out once the engine's first delta has arrived, so its time is
-        the time to first token. An in-band error event counts the request as failed.
-        """
-        error_type = None
-        first = True
-        try:
-            async for event in events:
-                if first:
-                    self.first_token()
-                    first = False
-                if event.startswith('data: {"error"'):
-                    error_type = _in_band_error_type(event)
-                yield event
-        finally:
-            self.finished(200, error_type)
-
-
-def count_media_parts(messages: Any) -> tuple[int, int]:
-    """(images, videos) among the OpenAI content parts of `messages`."""
-    images = videos = 0
-    for message in messages if isinstance(messages, list) else []:
-        content = message.get("content") if isinstance(message, dict) else None
-        for part in content if isinstance(content, list) else []:
-            kind = part.get("type") if isinstance(part, dict) else None
-            images += kind in ("image_url", "image")
-            videos += kind in ("video_url", "video")
-    return images, videos
-
-
-def _in_band_error_type(event: str) -> str:
-    code = '"code":"overloaded"'
-    return "overloaded" if code in event else "stream_error"
 
 
 def record_tokens(model: str, stream: bool, prompt_tokens: int, completion_tokens: int) -> None:
@@ -229,13 +171,7 @@ def record_tokens(model: str, stream: bool, prompt_tokens: int, completion_token
         metrics.completion_tokens.inc(completion_tokens, tags=tags)
 
 
-def record_inter_token_latency(model: str, first_at: float, last_at: float, tokens: int) -> None:
-    """Mean gap between a stream's tokens (needs at least two tokens)."""
-    if tokens >= 2 and last_at >= first_at:
-        ingress_metrics().itl.observe((last_at - first_at) / (tokens - 1), tags={"model": model})
-
-
-# Media helpers, for ingress/media.py and ingress/messages.py. `kind` is "image" or "video";
+# Media, for ingress/request.py and ingress/media/resolve.py. `kind` is "image" or "video";
 # `source` is the URL scheme class: "data", "http" or "file".
 
 

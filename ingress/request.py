@@ -1,13 +1,27 @@
-"""Request validation for the OpenAI endpoints.
+"""The request body, validated once into typed objects; the Qwen prompt built from them.
 
-Bodies are validated by vLLM's own `ChatCompletionRequest` / `CompletionRequest`, so we
-accept exactly the fields and values `vllm serve` accepts and build sampling parameters
-the same way. Where vLLM would silently ignore a field (unknown names) or we do not answer
-a feature, we refuse with a 400 naming the field instead.
+`parse_chat_request` validates a chat body in one pass: vLLM's own `ChatCompletionRequest`
+checks every field but `messages` (so we accept exactly the fields and values `vllm serve`
+accepts, and build sampling parameters the same way), and the messages are read once into
+`Message`s whose image and video parts are `MediaPart`s with their options validated.
+Where vLLM would silently ignore a field (unknown names) or we do not answer a feature, we
+refuse with a 400 naming the field instead. Once the model is known, `build_prompt` walks
+the typed messages once: Qwen-format messages with `{"type": "image"}` / `{"type":
+"video"}` placeholders, and the media resolved concurrently (ingress/media/), so the n-th
+placeholder matches the n-th image or video.
+
+Content parts accepted: `{"type": "text", "text": ...}`; `{"type": "image_url", "image_url":
+{"url": ...}}` (OpenAI) and `{"type": "image", "image": ...}` (Qwen / qwen-vl-utils); the
+same for `video_url` / `video`, where `video` may also be a list of frame images. The URL is
+http(s), a base64 data URL, or a `file://` URL / plain path inside `media.allowed_local_dirs`.
+Resizing/sampling keys (ingress/media/options.py) may sit on the part itself, as
+qwen-vl-utils reads them, or inside its `image_url` / `video_url` object.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -15,27 +29,72 @@ from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionReque
 from vllm.entrypoints.openai.completion.protocol import CompletionRequest
 from vllm.exceptions import VLLMClientError
 
-from deployments.errors import InvalidRequestError, as_invalid_request
-from ingress.errors import validation_error
+from deployments.calls import ChatPrompt
+from deployments.config import MediaConfig, ModelConfig
+from deployments.errors import InvalidRequestError, MediaRefusedError, as_invalid_request, validation_error
+from ingress.media.options import KEYS, REQUEST_KEYS, merge_options, model_defaults, only, validate_options
+from ingress.media.resolve import MediaItem, MediaResolver
+from ingress.metrics import record_media_counts, record_media_refusal
 
 # Fields the official clients send that vLLM's models do not declare but that are safe to
 # accept: they do not change generation.
 _HARMLESS_EXTRA_FIELDS = frozenset({"store", "metadata", "service_tier", "modalities"})
-
 # Declared by vLLM, not answered by this server: refused rather than ignored.
 _CHAT_UNSUPPORTED = ("functions", "function_call", "prompt_logprobs", "echo")
 _COMPLETION_UNSUPPORTED = ("echo", "suffix", "prompt_logprobs", "prompt_embeds", "use_beam_search")
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+_MEDIA_TYPES = {"image_url": "image", "image": "image", "video_url": "video", "video": "video"}
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
 
 
-def parse_chat_request(body: Any, max_n: int = 8) -> ChatCompletionRequest:
+@dataclass(frozen=True, slots=True)
+class MediaPart:
+    """An image or video content part: its reference and its own options, validated."""
+
+    kind: str  # "image" or "video"
+    ref: str | list[str]
+    ref_param: str  # where the reference sits, e.g. messages[0].content[1].image_url.url
+    part_param: str  # the part itself, e.g. messages[0].content[1]
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One chat message: text parts as strings, media parts typed, tool fields as templates read them."""
+
+    role: str  # "developer" is already "system"
+    parts: tuple[str | MediaPart, ...]
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A validated chat completion request."""
+
+    sampling: ChatCompletionRequest  # vLLM's, `messages` empty: what the model deployment needs
+    messages: tuple[Message, ...]
+    media_options: dict[str, Any] = field(default_factory=dict)  # `mm_processor_kwargs`, validated
+
+
+def parse_chat_request(body: Any, max_n: int, media: MediaConfig) -> ChatRequest:
     """Validate a chat completion body; 400 naming the field on any problem."""
-    return _validate(ChatCompletionRequest, body, _CHAT_UNSUPPORTED, max_n)
+    if not isinstance(body, dict):
+        raise InvalidRequestError("The request body must be a JSON object", param=None)
+    sampling = _validate(ChatCompletionRequest, {**body, "messages": []}, _CHAT_UNSUPPORTED, max_n)
+    messages = _messages(body.get("messages"), media)
+    options = sampling.mm_processor_kwargs
+    if options is not None and not isinstance(options, dict):
+        raise InvalidRequestError("mm_processor_kwargs must be an object", "mm_processor_kwargs")
+    options = validate_options(options or {}, REQUEST_KEYS, "mm_processor_kwargs", media, strict=True)
+    return ChatRequest(sampling, messages, options)
 
 
-def parse_completion_request(body: Any, max_n: int = 8) -> CompletionRequest:
+def parse_completion_request(body: Any, max_n: int) -> CompletionRequest:
     """Validate a `/v1/completions` body: text prompts only (a string or a list of them)."""
+    if not isinstance(body, dict):
+        raise InvalidRequestError("The request body must be a JSON object", param=None)
     request = _validate(CompletionRequest, body, _COMPLETION_UNSUPPORTED, max_n)
     if not prompts_of(request):
         raise InvalidRequestError("prompt must be a non-empty string or list of strings", param="prompt")
@@ -52,9 +111,7 @@ def prompts_of(request: CompletionRequest) -> list[str]:
     return []
 
 
-def _validate(model: type[RequestT], body: Any, unsupported: tuple[str, ...], max_n: int) -> RequestT:
-    if not isinstance(body, dict):
-        raise InvalidRequestError("The request body must be a JSON object", param=None)
+def _validate(model: type[RequestT], body: dict[str, Any], unsupported: tuple[str, ...], max_n: int) -> RequestT:
     try:
         request = model.model_validate(body)
     except ValidationError as exc:
@@ -64,15 +121,12 @@ def _validate(model: type[RequestT], body: Any, unsupported: tuple[str, ...], ma
     unknown = sorted(set(request.model_extra or {}) - _HARMLESS_EXTRA_FIELDS)
     if unknown:
         raise InvalidRequestError(
-            f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0],
-            code="unsupported_parameter",
+            f"Unrecognized request argument supplied: {unknown[0]}", param=unknown[0], code="unsupported_parameter"
         )
     for name in unsupported:
-        value = getattr(request, name, None)
-        if value not in (None, False, [], "none"):
+        if getattr(request, name, None) not in (None, False, [], "none"):
             raise InvalidRequestError(
-                f"Parameter {name!r} is not supported by this server", param=name,
-                code="unsupported_parameter",
+                f"Parameter {name!r} is not supported by this server", param=name, code="unsupported_parameter"
             )
     n = getattr(request, "n", None)
     if n is not None and n > max_n:
@@ -80,6 +134,157 @@ def _validate(model: type[RequestT], body: Any, unsupported: tuple[str, ...], ma
     return request
 
 
-def for_engine(request: ChatCompletionRequest) -> ChatCompletionRequest:
-    """The request minus its messages (the prompt travels separately, media decoded)."""
-    return request.model_copy(update={"messages": []})
+# -- messages: read once into typed objects ---------------------------------------------------
+
+
+def _messages(messages: Any, media: MediaConfig) -> tuple[Message, ...]:
+    if messages is None:
+        raise InvalidRequestError("Invalid request: messages: Field required", "messages")
+    if not isinstance(messages, list):
+        raise InvalidRequestError("Invalid request: messages: Input should be a valid list", "messages")
+    if not messages:
+        raise InvalidRequestError("messages must contain at least one message", "messages")
+    return tuple(_message(message, f"messages[{i}]", media) for i, message in enumerate(messages))
+
+
+def _message(message: Any, param: str, media: MediaConfig) -> Message:
+    if not isinstance(message, dict):
+        raise InvalidRequestError("Each message must be an object", param)
+    role = message.get("role")
+    if not isinstance(role, str) or role not in _ROLES:
+        raise InvalidRequestError(f"Invalid role {role!r}; expected one of {sorted(_ROLES)}", f"{param}.role")
+    for key in ("name", "tool_call_id"):
+        if message.get(key) is not None and not isinstance(message[key], str):
+            raise InvalidRequestError(f"{key} must be a string", f"{param}.{key}")
+    parts = tuple(
+        _part(part, f"{param}.content[{j}]", media)
+        for j, part in enumerate(_content_parts(message.get("content"), role, f"{param}.content"))
+    )
+    calls = _tool_calls(message.get("tool_calls"), f"{param}.tool_calls")
+    return Message(
+        role="system" if role == "developer" else role,
+        parts=parts,
+        tool_calls=calls if role == "assistant" and calls else None,
+        tool_call_id=message.get("tool_call_id") if role == "tool" else None,
+    )
+
+
+def _content_parts(content: Any, role: str, param: str) -> list[Any]:
+    """Content as a list of part objects (a plain string is one text part)."""
+    if content is None:
+        if role == "assistant":
+            return []
+        raise InvalidRequestError("content is required", param)
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if not isinstance(content, list) or not all(isinstance(p, dict) for p in content):
+        raise InvalidRequestError("content must be a string or a list of content parts", param)
+    return content
+
+
+def _part(part: dict[str, Any], param: str, media: MediaConfig) -> str | MediaPart:
+    kind = part.get("type")
+    if kind == "text":
+        if not isinstance(part.get("text"), str):
+            raise InvalidRequestError("text part needs a string `text`", f"{param}.text")
+        return part["text"]
+    noun = _MEDIA_TYPES.get(kind) if isinstance(kind, str) else None
+    if noun is None:
+        raise InvalidRequestError(
+            f"Unsupported content part type {kind!r}; expected text, image_url, image, video_url or video",
+            f"{param}.type",
+        )
+    keys, value, inner = KEYS[noun], part.get(kind), {}
+    ref, ref_param = value, f"{param}.{kind}"
+    if kind.endswith("_url") and isinstance(value, dict):
+        inner = validate_options(value, keys, f"{param}.{kind}", media)
+        ref, ref_param = value.get("url"), f"{param}.{kind}.url"
+    if noun == "video" and isinstance(ref, list):
+        if not all(isinstance(r, str) and r for r in ref):
+            raise InvalidRequestError("Video frames must be image URLs or paths", ref_param)
+    elif not isinstance(ref, str) or not ref:
+        raise InvalidRequestError(f"{kind} needs a non-empty URL string", ref_param)
+    options = merge_options(inner, validate_options(part, keys, param, media))
+    return MediaPart(noun, ref, ref_param, param, options)
+
+
+def _tool_calls(calls: Any, param: str) -> list[dict[str, Any]] | None:
+    """Earlier tool calls, their `arguments` as objects: tool-use chat templates print them
+    with `tojson`, so a JSON string would be quoted again (vLLM parses them too)."""
+    if calls is None:
+        return None
+    if not isinstance(calls, list):
+        raise InvalidRequestError("tool_calls must be a list", param)
+    return [_tool_call(call, f"{param}[{i}]") for i, call in enumerate(calls)]
+
+
+def _tool_call(call: Any, param: str) -> dict[str, Any]:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not (
+        isinstance(function, dict) and isinstance(call.get("id"), str) and call.get("type") == "function"
+        and isinstance(function.get("name"), str) and isinstance(function.get("arguments"), str)
+    ):
+        raise InvalidRequestError(
+            'A tool call needs an "id", "type": "function" and a "function" with string "name" and "arguments"',
+            param,
+        )
+    arguments: Any = function["arguments"]
+    try:
+        arguments = json.loads(arguments)
+    except ValueError:
+        pass  # not JSON: the template prints the text as it is
+    return {"type": "function", "function": {"name": function["name"], "arguments": arguments}}
+
+
+# -- the prompt for one model: one pass over the typed messages --------------------------------
+
+
+async def build_prompt(request: ChatRequest, model: ModelConfig, media: MediaResolver) -> ChatPrompt:
+    """Qwen-format messages for `model`, their media checked against its limits and resolved."""
+    plan = _MediaPlan(model, request.media_options, media.config)
+    messages = [_qwen_message(message, plan) for message in request.messages]
+    images, videos = await media.resolve(plan.items["image"], plan.items["video"])
+    record_media_counts(model.name, len(images), len(videos))
+    return ChatPrompt(messages=messages, images=images, videos=videos)
+
+
+def _qwen_message(message: Message, plan: _MediaPlan) -> dict[str, Any]:
+    parts = [{"type": "text", "text": p} if isinstance(p, str) else plan.add(p) for p in message.parts]
+    converted: dict[str, Any] = {"role": message.role, "content": parts}
+    if message.tool_calls:
+        converted["tool_calls"] = message.tool_calls
+    if message.tool_call_id:
+        converted["tool_call_id"] = message.tool_call_id
+    return converted
+
+
+class _MediaPlan:
+    """The media items of one request for one model: limits checked, options merged per item."""
+
+    def __init__(self, model: ModelConfig, requested: dict[str, Any], config: MediaConfig) -> None:
+        self.model = model
+        self.items: dict[str, list[MediaItem]] = {"image": [], "video": []}
+        self._caps = {
+            "image": min(config.max_images_per_request, model.mm_limit("image")),
+            "video": min(config.max_videos_per_request, model.mm_limit("video")),
+        }
+        self._bases = {
+            kind: merge_options(model_defaults(model.media, kind), only(requested, KEYS[kind]))
+            for kind in ("image", "video")
+        }
+
+    def add(self, part: MediaPart) -> dict[str, str]:
+        """Take `part` (or refuse it); its placeholder in the Qwen message."""
+        kind, bucket = part.kind, self.items[part.kind]
+        if not self.model.accepts_images:
+            _refuse(kind, f"Model {self.model.name!r} does not accept {kind}s", part.part_param, f"{kind}_not_supported")
+        if len(bucket) >= self._caps[kind]:
+            _refuse(kind, f"At most {self._caps[kind]} {kind}s per request", part.part_param, f"too_many_{kind}s")
+        bucket.append(MediaItem(part.ref, merge_options(self._bases[kind], part.options), part.ref_param))
+        return {"type": kind}
+
+
+def _refuse(kind: str, message: str, param: str, code: str) -> None:
+    """Refuse one media item of the request, counting the refusal."""
+    record_media_refusal(kind, code)
+    raise MediaRefusedError(message, param, code=code)

@@ -32,6 +32,8 @@ def echo_headers(request_id: str | None) -> dict[str, str]:
 
 
 def _serve_echoes_request_id() -> bool:
+    # Ray Serve has no public accessor for the request context (its `request_id` is what the
+    # proxy echoes); tests/unit/ingress/test_request_ids.py fails if Ray renames it.
     from ray.serve.context import _get_serve_request_context
 
     return bool(_get_serve_request_context().request_id)

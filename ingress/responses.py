@@ -1,15 +1,18 @@
-"""Build response bodies as the `openai` package's own types.
+"""Answers as the `openai` package's own types, built from the model's `Delta`s.
 
-`ChatCompletion` / `Completion` for a whole answer, `ChatCompletionChunk` / `Completion`
-chunks for stream events; they are constructed from engine `Delta`s so usage is the
-engine's real token count.
+`ChatCompletion` / `Completion` for a whole answer (`whole_response`, one JSON body),
+`ChatCompletionChunk` / `Completion` chunks for stream events (framed by ingress/sse.py);
+usage is the engine's real token count, and it is recorded here, where the answer counts it.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from fastapi.responses import JSONResponse
 
 from openai.types import Completion, CompletionChoice
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessage
@@ -20,9 +23,11 @@ from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
 from openai.types.chat.chat_completion_chunk import ChoiceDelta, ChoiceDeltaToolCall
 from openai.types.completion_choice import Logprobs as CompletionLogprobs
 from openai.types.completion_usage import CompletionUsage
+from pydantic import BaseModel
 
 from deployments.calls import Delta
 from ingress.grounding import Grounder
+from ingress.metrics import RequestObserver
 
 
 @dataclass
@@ -110,6 +115,36 @@ class ChatAccumulator:
             ],
             usage=self.usage(),
         )
+
+
+async def collect(
+    stream: AsyncIterable[list[Delta]], observer: RequestObserver, choices_per_prompt: int = 0
+) -> ChatAccumulator:
+    """Every delta of a whole (non-streamed) answer, accumulated; its tokens recorded."""
+    accumulator = ChatAccumulator(choices_per_prompt=choices_per_prompt)
+    async for batch in stream:
+        for delta in batch:
+            accumulator.add(delta)
+    usage = accumulator.usage()
+    observer.tokens(usage.prompt_tokens, usage.completion_tokens)
+    return accumulator
+
+
+async def whole_response(
+    stream: AsyncIterable[list[Delta]],
+    whole: Callable[[ChatAccumulator], BaseModel],
+    headers: dict[str, str],
+    observer: RequestObserver,
+    choices_per_prompt: int = 0,
+) -> JSONResponse:
+    """The `whole` answer of a non-streamed request, as one JSON body."""
+    accumulator = await collect(stream, observer, choices_per_prompt)
+    return JSONResponse(whole(accumulator).model_dump(mode="json", exclude_unset=True), headers=headers)
+
+
+def include_usage(request: Any) -> bool:
+    """Whether a streamed request asked for the final usage chunk."""
+    return bool(request.stream_options and request.stream_options.include_usage)
 
 
 def _message(state: _ChoiceState, grounder: Grounder | None = None) -> ChatCompletionMessage:

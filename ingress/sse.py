@@ -1,23 +1,28 @@
-"""Server-sent events for streamed completions.
+"""Server-sent events for streamed completions: first-item peek, framing, in-band error, [DONE].
 
-Framing follows OpenAI: every event is `data: <json>\n\n`; an error after the stream has
-started is one `data: {"error": ...}` event; `data: [DONE]` always ends the stream. When
-the client goes away, the model deployment's stream is cancelled so the engine aborts.
+`stream_response` waits for the model's first batch before the headers go out, so errors
+raised before it (the model's validation of the request) surface as an ordinary HTTP
+status, a 400 staying a 400 for streaming requests too. Framing follows OpenAI: every event
+is `data: <json>\n\n`; an error after the stream has started is one `data: {"error": ...}`
+event; `data: [DONE]` always ends the stream. When the client goes away, the model
+deployment's stream is cancelled so the engine aborts. The request's metrics are recorded
+here as the stream goes: time to first token, tokens and inter-token latency, its end.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
-from openai.types.completion_usage import CompletionUsage
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from deployments.calls import Delta
-from ingress.errors import as_serve_error, error_body
-from ingress.metrics import record_inter_token_latency, record_tokens
+from deployments.errors import as_serve_error
+from ingress.errors import error_body
+from ingress.metrics import RequestObserver
 from ingress.responses import ChatAccumulator, ChunkFactory, CompletionChunkFactory
 
 DONE_EVENT = "data: [DONE]\n\n"
@@ -32,6 +37,25 @@ def sse_event(payload: BaseModel | dict[str, Any]) -> str:
     return f"data: {body}\n\n"
 
 
+async def stream_response(
+    stream: AsyncIterable[list[Delta]],
+    chunks: ChunkFactory | CompletionChunkFactory,
+    headers: dict[str, str],
+    observer: RequestObserver,
+    choices_per_prompt: int = 0,
+) -> StreamingResponse:
+    """The SSE answer; the first batch is awaited first (a failure there is an HTTP error)."""
+    iterator = aiter(stream)
+    first = await anext(iterator, [])
+    observer.first_token()
+    return StreamingResponse(
+        completion_events(prepend(first, iterator), chunks, observer, source=stream,
+                          choices_per_prompt=choices_per_prompt),
+        media_type="text/event-stream",
+        headers={**headers, "cache-control": "no-cache"},
+    )
+
+
 async def prepend(first: list[Delta], rest: AsyncIterator[list[Delta]]) -> AsyncIterator[list[Delta]]:
     """Yield an already-received batch, then the remainder of the stream."""
     yield first
@@ -42,6 +66,7 @@ async def prepend(first: list[Delta], rest: AsyncIterator[list[Delta]]) -> Async
 async def completion_events(
     stream: AsyncIterator[list[Delta]],
     chunks: ChunkFactory | CompletionChunkFactory,
+    observer: RequestObserver,
     source: Any = None,
     choices_per_prompt: int = 0,
 ) -> AsyncIterator[str]:
@@ -49,6 +74,7 @@ async def completion_events(
     accumulator = ChatAccumulator(choices_per_prompt=choices_per_prompt)
     started: set[int] = set()
     finished = False
+    error_type = None
     first_at = last_at = 0.0
     try:
         async for batch in stream:
@@ -66,21 +92,18 @@ async def completion_events(
                     text = accumulator.text_of(delta.index) if delta.finish_reason else ""
                     yield sse_event(chunks.content(delta, text))
         usage = accumulator.usage()
-        _record_stream(chunks.model, usage, first_at, last_at, len(started))
+        observer.tokens(usage.prompt_tokens, usage.completion_tokens)
+        observer.inter_token_latency(first_at, last_at, usage.completion_tokens // max(len(started), 1))
         if chunks.include_usage:
             yield sse_event(chunks.usage(usage))
         finished = True
     except Exception as exc:  # after the headers went out, errors travel in-band
         error = as_serve_error(exc)
+        error_type = "overloaded" if error.code == "overloaded" else "stream_error"
         yield sse_event(error_body(error.message, error.error_type, error.param, error.code))
         finished = True
     finally:
         if not finished and source is not None and hasattr(source, "cancel"):
             source.cancel()
+        observer.finished(200, error_type)
     yield DONE_EVENT
-
-
-def _record_stream(model: str, usage: CompletionUsage, first_at: float, last_at: float, choices: int) -> None:
-    """Token metrics of a finished stream (ITL: the mean gap per choice's token)."""
-    record_tokens(model, True, usage.prompt_tokens, usage.completion_tokens)
-    record_inter_token_latency(model, first_at, last_at, usage.completion_tokens // max(choices, 1))

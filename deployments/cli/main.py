@@ -78,6 +78,8 @@ def run(path: Path, metrics_export_port: int) -> int:
     import ray
     from ray.serve.scripts import run as serve_run
 
+    # `_metrics_export_port` is private: `ray start --metrics-export-port` is its only public
+    # form; tests/unit/deployments/cli/test_main.py fails if ray.init stops taking it.
     ray.init(namespace=SERVE_NAMESPACE, _metrics_export_port=metrics_export_port)
     print(f"metrics: http://127.0.0.1:{metrics_export_port}/metrics", flush=True)
     serve_run.main(args=[str(path)], prog_name="serve run", standalone_mode=False)

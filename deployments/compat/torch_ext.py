@@ -37,8 +37,8 @@ class _EmptyModuleLoader(importlib.abc.Loader):
         return None
 
 
-class _TolerantTorchaudioLoader(importlib.abc.Loader):
-    """Runs torchaudio's real extension-loading module, then makes `_load_lib` tolerant."""
+class _WrappingLoader(importlib.abc.Loader):
+    """Runs a module's real loader; subclasses adjust what it does."""
 
     def __init__(self, real: importlib.abc.Loader) -> None:
         self._real = real
@@ -48,6 +48,17 @@ class _TolerantTorchaudioLoader(importlib.abc.Loader):
 
     def exec_module(self, module: types.ModuleType) -> None:
         self._real.exec_module(module)
+
+
+class _TolerantTorchaudioLoader(_WrappingLoader):
+    """Runs torchaudio's real extension-loading module, then makes `_load_lib` tolerant.
+
+    `_load_lib` is private to torchaudio (tests/unit/deployments/compat/test_torch_ext.py
+    fails if it is renamed); it is the one place its native libraries are loaded.
+    """
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        super().exec_module(module)
         strict_load_lib = module._load_lib
 
         def _load_lib(lib: str) -> bool:
@@ -59,18 +70,12 @@ class _TolerantTorchaudioLoader(importlib.abc.Loader):
         module._load_lib = _load_lib
 
 
-class _ImportErrorOnOSErrorLoader(importlib.abc.Loader):
+class _ImportErrorOnOSErrorLoader(_WrappingLoader):
     """Runs a package's real `__init__`; a native library that fails to load is an ImportError."""
-
-    def __init__(self, real: importlib.abc.Loader) -> None:
-        self._real = real
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
-        return self._real.create_module(spec)
 
     def exec_module(self, module: types.ModuleType) -> None:
         try:
-            self._real.exec_module(module)
+            super().exec_module(module)
         except OSError as exc:
             raise ImportError(f"{module.__name__} cannot load its native libraries: {exc}") from exc
 
@@ -92,6 +97,8 @@ class TorchExtensionFinder(importlib.abc.MetaPathFinder):
         if fullname not in _SKIPPABLE:
             return None
         extension = sys.modules.get("torchvision.extension")
+        # `_has_ops` is torchvision's own (private) check that its native ops loaded; the
+        # compat tests fail if it is renamed.
         if extension is None or extension._has_ops():
             return None
         return importlib.machinery.ModuleSpec(fullname, _EmptyModuleLoader())

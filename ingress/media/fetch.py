@@ -26,7 +26,7 @@ import httpcore
 import httpx
 
 from deployments.config import MediaConfig
-from deployments.errors import InvalidRequestError
+from deployments.errors import MediaRefusedError
 
 _METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})
 _METADATA_IPS = frozenset(
@@ -113,7 +113,8 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
 
 def _guarded_client(policy: AddressPolicy, timeout_s: float) -> httpx.AsyncClient:
     transport = httpx.AsyncHTTPTransport(trust_env=False, retries=0)
-    # httpx does not expose httpcore's network backend; swap the pool for one that uses ours.
+    # httpx does not expose httpcore's network backend; swap its private pool for one that
+    # uses ours (tests/unit/ingress/media/test_fetch.py fails if httpx renames `_pool`).
     transport._pool = httpcore.AsyncConnectionPool(
         ssl_context=httpx.create_ssl_context(),
         max_connections=64,
@@ -162,7 +163,7 @@ class MediaFetcher:
     async def fetch(self, ref: Any, param: str, max_bytes: int) -> bytes:
         """The bytes behind `ref` (data URL, http(s) URL, or allowed local file)."""
         if not isinstance(ref, str) or not ref:
-            raise InvalidRequestError("The media reference must be a non-empty string", param)
+            raise MediaRefusedError("The media reference must be a non-empty string", param)
         kind = self.kind_of(ref)
         if kind == "data":
             return decode_data_url(ref, param, max_bytes)
@@ -171,33 +172,33 @@ class MediaFetcher:
         if kind == "file":
             return await asyncio.to_thread(self._read_local, ref, param, max_bytes)
         scheme = ref.split(":", 1)[0]
-        raise InvalidRequestError(
+        raise MediaRefusedError(
             f"Media URLs of scheme {scheme[:16]!r} are not supported; use http(s), data or an allowed local path",
             param, code="unsupported_media_source",
         )
 
-    def _check_url_or_raise(self, url: str, param: str) -> None:
+    def check_url(self, url: str, param: str) -> None:
         """Scheme and domain checks of a URL (addresses are checked when connecting)."""
         try:
             self._check_url(url)
         except _FetchRefused as exc:
-            raise InvalidRequestError(exc.message, param, code=exc.code) from None
+            raise MediaRefusedError(exc.message, param, code=exc.code) from None
 
     # -- local files ----------------------------------------------------------------------
 
     def _read_local(self, ref: str, param: str, max_bytes: int) -> bytes:
         if not self._local_dirs:
-            raise InvalidRequestError(
+            raise MediaRefusedError(
                 "Local media paths are not allowed by this server", param, code="media_path_forbidden"
             )
         raw = urllib.parse.unquote(ref[7:]) if ref[:7].lower() == "file://" else ref
         if raw.startswith("localhost/"):
             raw = raw[len("localhost"):]
         if "\x00" in raw or not os.path.isabs(raw):
-            raise InvalidRequestError("Local media paths must be absolute", param, code="media_path_forbidden")
+            raise MediaRefusedError("Local media paths must be absolute", param, code="media_path_forbidden")
         real = Path(os.path.realpath(raw))
         if not any(real == d or d in real.parents for d in self._local_dirs):
-            raise InvalidRequestError(
+            raise MediaRefusedError(
                 "The path is outside the directories this server allows", param, code="media_path_forbidden"
             )
         try:
@@ -205,15 +206,15 @@ class MediaFetcher:
             if not real.is_file():
                 raise FileNotFoundError
             if size > max_bytes:
-                raise InvalidRequestError(
+                raise MediaRefusedError(
                     f"The file is larger than {max_bytes} bytes", param, code="media_too_large"
                 )
             with real.open("rb") as handle:
                 data = handle.read(max_bytes + 1)
         except OSError:
-            raise InvalidRequestError("The file cannot be read", param, code="media_not_found") from None
+            raise MediaRefusedError("The file cannot be read", param, code="media_not_found") from None
         if len(data) > max_bytes:
-            raise InvalidRequestError(f"The file is larger than {max_bytes} bytes", param, code="media_too_large")
+            raise MediaRefusedError(f"The file is larger than {max_bytes} bytes", param, code="media_too_large")
         return data
 
     # -- http(s) --------------------------------------------------------------------------
@@ -241,17 +242,17 @@ class MediaFetcher:
         try:
             return await asyncio.wait_for(self._follow(url, max_bytes), self.config.fetch_timeout_s)
         except _FetchRefused as exc:
-            raise InvalidRequestError(exc.message, param, code=exc.code) from None
+            raise MediaRefusedError(exc.message, param, code=exc.code) from None
         except ForbiddenAddressError:
-            raise InvalidRequestError(
+            raise MediaRefusedError(
                 "The URL resolves to an address this server does not fetch from "
                 "(private, loopback, link-local or metadata)",
                 param, code="media_url_forbidden",
             ) from None
         except (TimeoutError, httpx.TimeoutException):
-            raise InvalidRequestError("Fetching the media timed out", param, code="media_fetch_timeout") from None
+            raise MediaRefusedError("Fetching the media timed out", param, code="media_fetch_timeout") from None
         except (httpx.HTTPError, OSError, UnicodeError, ValueError):
-            raise InvalidRequestError("The media could not be fetched", param, code="media_fetch_failed") from None
+            raise MediaRefusedError("The media could not be fetched", param, code="media_fetch_failed") from None
 
     async def _follow(self, url: str, max_bytes: int) -> bytes:
         current = self._check_url(url)
@@ -285,15 +286,15 @@ def decode_data_url(url: str, param: str, max_bytes: int) -> bytes:
     """`data:<mime>;base64,<payload>` -> bytes, capped before decoding."""
     header, sep, payload = url.partition(",")
     if not sep or not header[:5].lower() == "data:":
-        raise InvalidRequestError("Malformed data URL: expected data:<mime>;base64,<data>", param)
+        raise MediaRefusedError("Malformed data URL: expected data:<mime>;base64,<data>", param)
     if not header.lower().endswith(";base64"):
-        raise InvalidRequestError("Only base64 data URLs are supported", param)
+        raise MediaRefusedError("Only base64 data URLs are supported", param)
     if len(payload) * 3 // 4 > max_bytes + 3:
-        raise InvalidRequestError(f"Data URL larger than {max_bytes} bytes", param, code="media_too_large")
+        raise MediaRefusedError(f"Data URL larger than {max_bytes} bytes", param, code="media_too_large")
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidRequestError("Data URL is not valid base64", param) from None
+        raise MediaRefusedError("Data URL is not valid base64", param) from None
     if len(data) > max_bytes:
-        raise InvalidRequestError(f"Data URL larger than {max_bytes} bytes", param, code="media_too_large")
+        raise MediaRefusedError(f"Data URL larger than {max_bytes} bytes", param, code="media_too_large")
     return data

@@ -24,7 +24,7 @@ import numpy as np
 import PIL
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from deployments.errors import InvalidRequestError, UnprocessableMediaError
+from deployments.errors import MediaRefusedError, UnprocessableMediaError
 from qwen_vl_utils.vision_process import (
     IMAGE_MAX_TOKEN_NUM,
     IMAGE_MIN_TOKEN_NUM,
@@ -69,7 +69,7 @@ def open_image(data: bytes, param: str, max_source_pixels: int) -> np.ndarray:
             image = Image.open(io.BytesIO(data))
             width, height = image.size
             if width * height > max_source_pixels:
-                raise InvalidRequestError(
+                raise MediaRefusedError(
                     f"Image of {width}x{height} pixels exceeds the limit of {max_source_pixels}",
                     param, code="media_too_large",
                 )
@@ -79,10 +79,10 @@ def open_image(data: bytes, param: str, max_source_pixels: int) -> np.ndarray:
             image.load()
             ImageOps.exif_transpose(image, in_place=True)  # in place: no copy when upright
             return np.asarray(image if image.mode == "RGB" else to_rgb(image))  # convert("RGB") would copy
-    except InvalidRequestError:
+    except MediaRefusedError:
         raise
     except Image.DecompressionBombError:
-        raise InvalidRequestError("The image is too large to decode", param, code="media_too_large") from None
+        raise MediaRefusedError("The image is too large to decode", param, code="media_too_large") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.UnidentifiedImageError):
         raise UnprocessableMediaError("The image cannot be decoded", param, code="invalid_image") from None
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from deployments.config import MediaConfig
-from deployments.errors import InvalidRequestError, UnprocessableMediaError
+from deployments.errors import MediaRefusedError, UnprocessableMediaError
 from ingress.media.image import FACTOR, ImageSizing, interpolate_bicubic, open_image, resize_image
 from qwen_vl_utils.vision_process import (
     FPS_MAX_FRAMES,
@@ -46,7 +46,7 @@ def _sampling_ele(options: dict[str, Any], config: MediaConfig) -> dict[str, Any
     ele = {k: options[k] for k in ("fps", "nframes", "min_frames", "max_frames", "video_start", "video_end")
            if k in options}
     if "nframes" in ele and ele["nframes"] > config.max_video_frames:
-        raise InvalidRequestError(
+        raise MediaRefusedError(
             f"nframes exceeds this server's limit of {config.max_video_frames}", None, code="too_many_frames"
         )
     return ele
@@ -76,7 +76,7 @@ def resize_frames(frames: np.ndarray, options: dict[str, Any], param: str) -> np
         else:
             target = smart_resize(height, width, factor=FACTOR, min_pixels=min_pixels, max_pixels=max_pixels)
     except AssertionError:  # max_pixels below the (default) min_pixels
-        raise InvalidRequestError(
+        raise MediaRefusedError(
             f"max_pixels must be at least min_pixels ({int(min_pixels)} for video frames by default)",
             param, code="invalid_video_options",
         ) from None
@@ -97,12 +97,12 @@ def decode_video(data: bytes, options: dict[str, Any], param: str, config: Media
     except (av.FFmpegError, IndexError, ValueError, ZeroDivisionError, TypeError, OSError):
         raise UnprocessableMediaError("The video cannot be decoded", param, code="invalid_video") from None
     if width * height > config.max_image_pixels:
-        raise InvalidRequestError(
+        raise MediaRefusedError(
             f"Video frames of {width}x{height} pixels exceed the limit of {config.max_image_pixels}",
             param, code="media_too_large",
         )
     if total > config.max_video_source_frames or total / fps > config.max_video_duration_s:
-        raise InvalidRequestError(
+        raise MediaRefusedError(
             f"The video is longer than this server accepts ({config.max_video_source_frames} frames, "
             f"{config.max_video_duration_s:g} s)", param, code="media_too_large",
         )
@@ -110,7 +110,7 @@ def decode_video(data: bytes, options: dict[str, Any], param: str, config: Media
         try:
             indices, count = sample_indices(ele, total, fps, config.max_video_frames)
         except (ValueError, AssertionError):
-            raise InvalidRequestError(
+            raise MediaRefusedError(
                 "The video's sampling options do not fit this video (video_start/video_end, fps or nframes)",
                 param, code="invalid_video_options",
             ) from None

@@ -17,7 +17,7 @@ import openai
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
 STARTUP_TIMEOUT_S = 600
 METRICS_REPORT_INTERVAL_MS = 1000
 

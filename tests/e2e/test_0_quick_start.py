@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import httpx
 import openai
@@ -24,7 +23,7 @@ from tests.unit.test_readme import _readme_commands
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
 API, METRICS = "http://127.0.0.1:8000", "http://127.0.0.1:8080/metrics"
 START_TIMEOUT_S = 420
 

@@ -7,6 +7,7 @@ tests run in seconds without Ray or vLLM's engine core.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import AsyncIterator
 
 import httpx
@@ -14,7 +15,8 @@ import openai
 import pytest
 
 from deployments.config import AppConfig
-from ingress.api import create_api
+from ingress import metrics
+from ingress.app import create_api
 from ingress.router import ModelRouter
 from tests.fakes import LocalModelClient, start_fake_server
 
@@ -58,3 +60,35 @@ async def http(router) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def client(http: httpx.AsyncClient) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=f"{BASE_URL}/v1", api_key="unused", http_client=http, max_retries=0)
+
+
+class Recorder:
+    """Stands in for one Ray metric: keeps (value, tags) of every observe/inc."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, dict[str, str]]] = []
+
+    def observe(self, value: float, tags: dict[str, str]) -> None:
+        self.calls.append((value, tags))
+
+    inc = observe
+
+    def tags(self) -> list[dict[str, str]]:
+        return [tags for _, tags in self.calls]
+
+    def total(self, **tags: str) -> float:
+        """The sum of the values recorded with (at least) `tags`."""
+        return sum(value for value, seen in self.calls if tags.items() <= seen.items())
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> defaultdict[str, Recorder]:
+    """Every IngressMetrics attribute as a recorder, by name (e.g. `recorded["media_fetch"]`)."""
+    recorders: defaultdict[str, Recorder] = defaultdict(Recorder)
+
+    class _Metrics:
+        def __getattr__(self, name: str) -> Recorder:
+            return recorders[name]
+
+    monkeypatch.setattr(metrics, "ingress_metrics", _Metrics)
+    return recorders

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import yaml
 
 from deployments.cli import main as cli
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
 
 
 def test_download_resolves_every_configured_model(tmp_path, monkeypatch, capsys):
@@ -47,3 +46,12 @@ def test_validate_names_the_bad_field(tmp_path):
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(SystemExit, match="max_ongoing_requests"):
         cli.main(["validate", str(path)])
+
+
+def test_ray_init_still_takes_the_private_metrics_export_port():
+    """`run` fixes the port with `ray.init(_metrics_export_port=...)`, a private keyword."""
+    import inspect
+
+    import ray._private.worker
+
+    assert 'kwargs.pop("_metrics_export_port"' in inspect.getsource(ray._private.worker.init)

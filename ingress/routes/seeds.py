@@ -16,13 +16,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from deployments.errors import InvalidRequestError
-from ingress.answering import collect
-from ingress.chat_completions import start_chat
-from ingress.media.resolve import MediaResolver
-from ingress.router import ModelRouter
+from ingress.openapi import answers
+from ingress.responses import collect
+from ingress.routes.chat import start_chat
+from ingress.routes.dispatch import Exchange, Services, post
 
 
 class GenerateBody(BaseModel):
@@ -49,22 +50,28 @@ class PromptAnswer(BaseModel):
     time: float = Field(description="Seconds the server spent on the request.")
 
 
-async def generate(body: Any, request_id: str, router: ModelRouter, media: MediaResolver, max_n: int) -> dict:
-    """`/generate`: the first choice's text."""
+async def generate(body: Any, exchange: Exchange) -> dict:
+    """The seeds' `{"messages": [...]}` -> `{"response": ...}`."""
     _check_object(body, "messages")
-    return {"response": await _answer(body, request_id, router, media, max_n)}
+    return {"response": await _answer(body, exchange)}
 
 
-async def prompt(body: Any, request_id: str, router: ModelRouter, media: MediaResolver, max_n: int) -> dict:
-    """`/`: the seeds' prompt-in, response-out format."""
+async def prompt(body: Any, exchange: Exchange) -> dict:
+    """The seeds' `{"prompt": ...}` -> `{"response", "status", "time"}`."""
     started = time.perf_counter()
     _check_object(body, "prompt")
     if not isinstance(body["prompt"], str):
         raise InvalidRequestError("prompt must be a string", param="prompt")
     chat = {key: value for key, value in body.items() if key != "prompt"}
     chat["messages"] = [{"role": "user", "content": body["prompt"]}]
-    text = await _answer(chat, request_id, router, media, max_n)
+    text = await _answer(chat, exchange)
     return {"response": text, "status": "success", "time": round(time.perf_counter() - started, 3)}
+
+
+def register(api: APIRouter, app: Services) -> None:
+    post(api, app, "/generate", generate, GenerateBody.model_json_schema(),
+         answers(GenerateAnswer.model_json_schema()))
+    post(api, app, "/", prompt, PromptBody.model_json_schema(), answers(PromptAnswer.model_json_schema()))
 
 
 def _check_object(body: Any, required: str) -> None:
@@ -78,7 +85,7 @@ def _check_object(body: Any, required: str) -> None:
         )
 
 
-async def _answer(body: dict, request_id: str, router: ModelRouter, media: MediaResolver, max_n: int) -> str:
-    answer = await collect((await start_chat(body, request_id, router, media, max_n)).stream)
+async def _answer(body: dict, exchange: Exchange) -> str:
+    answer = await collect((await start_chat(body, exchange)).stream, exchange.observer)
     first = answer.choices.get(0)
     return "".join(first.text) if first else ""

@@ -12,26 +12,29 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter
+from fastapi.responses import Response
+from openai.types import Completion
+from vllm.entrypoints.openai.completion.protocol import CompletionRequest
 
 from deployments.calls import Delta, GenerateCall
-from ingress.answering import respond
+from ingress.metrics import record_media_counts
+from ingress.openapi import answers
 from ingress.request import parse_completion_request, prompts_of
 from ingress.request_ids import echo_headers
-from ingress.responses import CompletionChunkFactory, now
-from ingress.router import ModelRouter
+from ingress.responses import CompletionChunkFactory, include_usage, now, whole_response
+from ingress.routes.dispatch import Exchange, Services, post
+from ingress.sse import stream_response
 
 _END = object()
 
 
-async def create_completion(
-    body: Any, request_id: str, router: ModelRouter, max_n: int = 8
-) -> JSONResponse | StreamingResponse:
-    """Serve one text completion request, streamed or whole."""
-    request = parse_completion_request(body, max_n)
-    route = router.route_to_model(request.model)
+async def completions(body: Any, exchange: Exchange) -> Response:
+    """Text completion (OpenAI legacy): a plain prompt, no chat template."""
+    request = parse_completion_request(body, exchange.app.max_n)
+    route = exchange.app.router.route_to_model(request.model)
     prompts = prompts_of(request)
-    completion_id, created, model = f"cmpl-{request_id}", now(), route.config.name
+    completion_id, created, model = f"cmpl-{exchange.request_id}", now(), route.config.name
     engine_request = request.model_copy(update={"prompt": None})
     streams = [
         route.client.generate(
@@ -43,17 +46,19 @@ async def create_completion(
         )
         for i, prompt in enumerate(prompts)
     ]
-    chunks = None
+    record_media_counts(model, 0, 0)  # text only
+    merged, headers = MergedStream(streams, request.n), echo_headers(exchange.request_id)
     if request.stream:
-        include_usage = bool(request.stream_options and request.stream_options.include_usage)
-        chunks = CompletionChunkFactory(completion_id, model, created, include_usage)
-    return await respond(
-        MergedStream(streams, request.n),
-        chunks,
-        lambda answer: answer.text_completion(completion_id, model, created),
-        echo_headers(request_id),
-        choices_per_prompt=request.n,
+        chunks = CompletionChunkFactory(completion_id, model, created, include_usage(request))
+        return await stream_response(merged, chunks, headers, exchange.observer, choices_per_prompt=request.n)
+    return await whole_response(
+        merged, lambda answer: answer.text_completion(completion_id, model, created), headers,
+        exchange.observer, choices_per_prompt=request.n,
     )
+
+
+def register(api: APIRouter, app: Services) -> None:
+    post(api, app, "/v1/completions", completions, CompletionRequest, answers(Completion, Completion))
 
 
 class MergedStream:

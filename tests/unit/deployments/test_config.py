@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import yaml
@@ -10,7 +9,7 @@ from pydantic import ValidationError
 
 from deployments.config import AppConfig
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
 
 
 @pytest.mark.parametrize("name", ["serve_config.yaml", "serve_config.cpu.yaml"])

@@ -24,7 +24,7 @@ from deployments.checkpoints import sources
 from deployments.config import ModelConfig
 from deployments.checkpoints.sources import ModelSourceError, resolve_model_path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
 
 
 def _model(source: str, revision: str | None = None) -> ModelConfig:

@@ -1,0 +1,56 @@
+"""SSE (ingress/sse.py) over fake engines: framing, [DONE] last, one in-band error after the
+stream started (no internals in it), and the streamed text equal to the whole answer's."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import image_data_url, image_part, sse_payloads
+
+
+@pytest.mark.parametrize("model", ["tiny-qwen2-vl", "tiny-qwen2.5-vl"])
+async def test_stream_text_equals_non_stream_text(client, model):
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Describe"}, image_part(image_data_url())]}]
+    whole = await client.chat.completions.create(model=model, messages=messages, temperature=0)
+    stream = await client.chat.completions.create(
+        model=model, messages=messages, temperature=0, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = [chunk async for chunk in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    assert chunks[0].choices[0].delta.role == "assistant"
+    finishing = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishing == ["stop"]
+    assert chunks[-1].choices == [] and chunks[-1].usage == whole.usage
+    assert all(c.usage is None for c in chunks[:-1])
+
+
+async def test_sse_framing_ends_with_done(http):
+    body = {"model": "tiny-qwen2-vl", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    response = await http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    payloads = sse_payloads(response.text)
+    assert payloads[-1] == "[DONE]"
+    assert all(p["object"] == "chat.completion.chunk" for p in payloads[:-1])
+    assert "usage" not in payloads[0]  # only sent (as null) when include_usage is asked for
+
+
+async def test_engine_failure_mid_stream_is_one_error_event_then_done(http, servers):
+    engine = servers["tiny-qwen2-vl"]._engine
+
+    async def failing(prompt, params, request_id):
+        from deployments.calls import Delta
+
+        yield [Delta(index=0, text="partial", completion_tokens=1, prompt_tokens=3)]
+        raise RuntimeError("/secret/path exploded at 0xdeadbeef")
+
+    engine.generate = failing
+    body = {"model": "tiny-qwen2-vl", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    response = await http.post("/v1/chat/completions", json=body)
+    payloads = sse_payloads(response.text)
+    assert payloads[-1] == "[DONE]"
+    error = payloads[-2]["error"]
+    assert error["type"] == "internal_server_error"
+    assert "/secret" not in error["message"] and "0x" not in error["message"]
+    assert sum(1 for p in payloads if isinstance(p, dict) and "error" in p) == 1
