@@ -6,6 +6,7 @@ import base64
 import http.server
 import io
 import json
+import re
 import socket
 import threading
 from collections.abc import Awaitable, Iterator
@@ -17,6 +18,12 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
+
+
+def readme_commands() -> list[str]:
+    """The README's quick start commands: serve, then run the tests."""
+    quick_start = (ROOT / "README.md").read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.+?)\n```", quick_start, flags=re.S)
 
 
 def png_bytes(image: Image.Image, fmt: str = "PNG", **save) -> bytes:  # noqa: ANN003 - PIL's save options

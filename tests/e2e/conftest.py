@@ -7,7 +7,6 @@ shared by the whole test session.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,15 +16,19 @@ import openai
 import pytest
 import yaml
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, free_port
 STARTUP_TIMEOUT_S = 600
 METRICS_REPORT_INTERVAL_MS = 1000
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "own_ray: starts its own Ray; runs before the shared app of this module starts")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start their own Ray run first (stable sort: the rest keep their order)."""
+    items.sort(key=lambda item: item.get_closest_marker("own_ray") is None)
 
 
 def cpu_app_args() -> dict:
@@ -59,7 +62,7 @@ def e2e_app_args(media_dir: Path) -> dict:
 @pytest.fixture(scope="session")
 def metrics_export_port() -> int:
     """Ray's metrics export port: Prometheus text of ours, Serve's and the engines' metrics."""
-    return _free_port()
+    return free_port()
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +73,7 @@ def serve_url(tiny_cache, metrics_export_port: int, media_dir: Path) -> Iterator
 
     from ingress.app import build_app
 
-    port = _free_port()
+    port = free_port()
     ray.init(
         num_cpus=2,
         include_dashboard=False,

@@ -3,19 +3,13 @@ token counts, and every safety refusal as a 4xx while the server keeps serving."
 
 from __future__ import annotations
 
-import base64
-import http.server
-import io
-import threading
-from collections.abc import Iterator
-
 import httpx
-import numpy as np
 import pytest
 from PIL import Image
 
 from qwen_vl_utils import smart_resize
 from tests.e2e.conftest import E2E_MAX_IMAGE_BYTES
+from tests.helpers import data_url, png_bytes, random_image
 from tests.media_reference import make_video, use_pyav_decord
 
 pytestmark = pytest.mark.e2e
@@ -23,40 +17,7 @@ pytestmark = pytest.mark.e2e
 MODEL = "tiny-qwen2-vl"
 
 
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _data_url(data: bytes, mime: str = "image/png") -> str:
-    return f"data:{mime};base64," + base64.b64encode(data).decode()
-
-
-IMAGE = _png(Image.fromarray(np.random.default_rng(7).integers(0, 256, (150, 200, 3), dtype=np.uint8)))
-
-
-@pytest.fixture(scope="module")
-def media_server() -> Iterator[tuple[str, dict]]:
-    routes: dict[str, tuple[int, dict, bytes]] = {}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            status, headers, body = routes.get(self.path, (404, {}, b""))
-            self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args) -> None:  # noqa: ANN002
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", routes
-    httpd.shutdown()
+IMAGE = png_bytes(random_image(200, 150, seed=7))
 
 
 def _chat(serve_url: str, content: list, **extra) -> httpx.Response:
@@ -81,7 +42,7 @@ def test_image_from_http_data_url_and_local_path_agree(serve_url, media_server, 
     text = {"type": "text", "text": "What is it?"}
     counts = [
         _tokens(_chat(serve_url, [{"type": "image_url", "image_url": {"url": f"{base}/img.png"}}, text])),
-        _tokens(_chat(serve_url, [{"type": "image_url", "image_url": {"url": _data_url(IMAGE)}}, text])),
+        _tokens(_chat(serve_url, [{"type": "image_url", "image_url": {"url": data_url(IMAGE)}}, text])),
         _tokens(_chat(serve_url, [{"type": "image", "image": f"file://{media_dir}/img.png"}, text])),
         _tokens(_chat(serve_url, [{"type": "image", "image": str(media_dir / "img.png")}, text])),
     ]
@@ -89,7 +50,7 @@ def test_image_from_http_data_url_and_local_path_agree(serve_url, media_server, 
 
 
 def test_max_pixels_changes_prompt_tokens_exactly_as_the_grid_predicts(serve_url):
-    part = {"type": "image_url", "image_url": {"url": _data_url(IMAGE)}}
+    part = {"type": "image_url", "image_url": {"url": data_url(IMAGE)}}
     text = {"type": "text", "text": "Describe."}
     rest = set()
     for max_pixels in (28 * 28 * 4, 28 * 28 * 12, 28 * 28 * 30, 28 * 28 * 100):
@@ -113,7 +74,7 @@ def test_video_at_fps_2_gives_qwen_vl_utils_frame_count(serve_url, media_dir):
     assert frames == 6
     per_grid = (height // 28) * (width // 28)
     text = {"type": "text", "text": "What happens?"}
-    at_fps2 = _tokens(_chat(serve_url, [{"type": "video_url", "video_url": {"url": _data_url(video, "video/mp4")}, "fps": 2.0}, text]))
+    at_fps2 = _tokens(_chat(serve_url, [{"type": "video_url", "video_url": {"url": data_url(video, "video/mp4")}, "fps": 2.0}, text]))
     two = _tokens(_chat(serve_url, [{"type": "video", "video": str(media_dir / "clip.mp4"), "nframes": 2}, text]))
     # temporal patches of 2 frames: 6 frames -> 3 grids of tokens, 2 frames -> 1
     assert at_fps2 - two == (frames // 2 - 1) * per_grid
@@ -139,7 +100,7 @@ def test_safety_refusals(serve_url, media_server, media_dir, tmp_path, name, sta
     port = base.rsplit(":", 1)[1]
     routes["/redirect"] = (302, {"location": f"http://127.0.0.2:{port}/img.png"}, b"")
     routes["/big.png"] = (200, {}, b"\x89PNG" + b"\x00" * (E2E_MAX_IMAGE_BYTES + 10))
-    routes["/bomb.png"] = (200, {}, _png(Image.new("1", (12000, 12000))))
+    routes["/bomb.png"] = (200, {}, png_bytes(Image.new("1", (12000, 12000))))
     routes["/corrupt.png"] = (200, {}, b"\x89PNG\r\n\x1a\n garbage")
     (tmp_path / "secret.png").write_bytes(IMAGE)
     url = {
@@ -149,7 +110,7 @@ def test_safety_refusals(serve_url, media_server, media_dir, tmp_path, name, sta
         "oversize": f"{base}/big.png",
         "bomb": f"{base}/bomb.png",
         "corrupt": f"{base}/corrupt.png",
-        "too_many": _data_url(_png(Image.new("RGB", (28, 28)))),
+        "too_many": data_url(png_bytes(Image.new("RGB", (28, 28)))),
     }[name]
     count = 17 if name == "too_many" else 1
     content = [{"type": "text", "text": "look"}] + [{"type": "image_url", "image_url": {"url": url}}] * count

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import math
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ import openai
 import pytest
 
 from k8s.dashboard import DASHBOARD
-from tests.helpers import image_data_url, image_part
+from tests.helpers import free_port, image_data_url, image_part
 
 pytestmark = pytest.mark.e2e
 
@@ -38,11 +37,6 @@ UNFED_ON_CPU_APP = {
     "Backpressure rejections": "needs a full queue: serve_config.cpu.yaml sets no max_queued_requests",
 }
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +56,7 @@ def prometheus(metrics_export_port: int, tmp_path_factory: pytest.TempPathFactor
         "    static_configs:\n"
         f"      - targets: ['127.0.0.1:{metrics_export_port}']\n"
     )
-    port = _free_port()
+    port = free_port()
     log = (workdir / "prometheus.log").open("w")
     process = subprocess.Popen(
         [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",

@@ -135,3 +135,19 @@ def test_video_prompt_matches_hf_processor(engine):
     assert inputs["video_grid_thw"].tolist() == [[2, 4, 4]]  # 4 frames -> 2 temporal patches
     assert list(output.prompt_token_ids) == inputs["input_ids"][0].tolist()
     assert len(output.outputs[0].token_ids) == MAX_TOKENS
+
+
+def test_image_arrays_give_what_pil_images_give(engine):
+    """The model deployment hands vLLM the RGB (H, W, 3) uint8 arrays the ingress made, with
+    min/max_pixels pinned to their area (deployments/server.py): the same prompt tokens and
+    greedy tokens as the PIL image of the same pixels."""
+    family, llm, processor = engine
+    image = _random_image(112, 84, seed=3)
+    array = np.asarray(image)
+    array.flags.writeable = False  # as arrays arrive from the handle (and the ingress cache)
+    text = _prompt(processor, "image", "Describe this image.")
+    pinned = {"min_pixels": 112 * 84, "max_pixels": 112 * 84}
+    from_pil = _greedy(llm, {"prompt": text, "multi_modal_data": {"image": [image]}, "mm_processor_kwargs": pinned})
+    from_array = _greedy(llm, {"prompt": text, "multi_modal_data": {"image": [array]}, "mm_processor_kwargs": pinned})
+    assert list(from_array.prompt_token_ids) == list(from_pil.prompt_token_ids)
+    assert list(from_array.outputs[0].token_ids) == list(from_pil.outputs[0].token_ids)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ from deployments.checkpoints import sources
 from deployments.config import ModelConfig
 from deployments.checkpoints.sources import ModelSourceError, resolve_model_path
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, free_port
 
 
 def _model(source: str, revision: str | None = None) -> ModelConfig:
@@ -97,11 +96,6 @@ def test_progress_lines_go_to_the_replica_log(caplog):
     assert "Downloading model.safetensors" in text
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 class _NotFound(http.server.BaseHTTPRequestHandler):
     def _answer(self) -> None:
@@ -131,7 +125,7 @@ def not_found_hub() -> Iterator[int]:
 
 def _resolve_in_subprocess(source: str, hub_port: int, tmp_path: Path) -> str:
     """Resolve `source` in a fresh interpreter whose hubs (and any proxy) are on loopback."""
-    proxy = f"http://127.0.0.1:{_free_port()}"  # closed: anything not for the hub fails
+    proxy = f"http://127.0.0.1:{free_port()}"  # closed: anything not for the hub fails
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "0",
@@ -158,7 +152,7 @@ def _resolve_in_subprocess(source: str, hub_port: int, tmp_path: Path) -> str:
 
 @pytest.mark.parametrize("scheme", ["hf", "modelscope"])
 def test_unreachable_hub_is_said_plainly(scheme, tmp_path):
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     out = _resolve_in_subprocess(f"{scheme}://Qwen/Qwen2-VL-2B-Instruct", port, tmp_path)
     assert "ModelSourceError" in out, out
     assert f"127.0.0.1:{port} is unreachable" in out

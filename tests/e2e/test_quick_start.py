@@ -1,8 +1,9 @@
 """The README's serve command, as a user runs it: the app answers on 127.0.0.1:8000 and the
 Prometheus metrics of the whole app are at 127.0.0.1:8080/metrics.
 
-Named to run first among the end-to-end tests, before the shared app of tests/e2e/conftest.py
-starts its own Ray (two Ray instances with four engines would crowd this 2-core machine).
+Marked `own_ray`: it starts a Ray of its own, so tests/e2e/conftest.py runs it before any test
+that starts the shared app (two Ray instances with four engines would crowd a 2-core
+machine), whatever the file order; run alone, it never starts the shared app.
 The command runs minus its install steps (the venv is already installed), in a process of
 its own, and is stopped with Ctrl-C as a user would.
 """
@@ -19,11 +20,10 @@ import httpx
 import openai
 import pytest
 
-from tests.unit.test_readme import _readme_commands
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.own_ray]
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, readme_commands
 API, METRICS = "http://127.0.0.1:8000", "http://127.0.0.1:8080/metrics"
 START_TIMEOUT_S = 420
 
@@ -47,9 +47,12 @@ def _wait(url: str, process: subprocess.Popen) -> None:
 
 
 def test_readme_serve_command_serves_and_exports_metrics(tiny_cache, tmp_path):
+    import ray
+
+    assert not ray.is_initialized(), "an own_ray test must run before the shared app starts"
     if not (_port_free(8000) and _port_free(8080)):
         pytest.fail("ports 8000 and 8080 must be free for the quick start test")
-    serve_command = _readme_commands()[0].split("&&")[-1].strip()
+    serve_command = readme_commands()[0].split("&&")[-1].strip()
     log = (tmp_path / "serve.log").open("w")
     process = subprocess.Popen(
         ["bash", "-c", f"exec {serve_command}"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
