@@ -137,17 +137,25 @@ def test_video_prompt_matches_hf_processor(engine):
     assert len(output.outputs[0].token_ids) == MAX_TOKENS
 
 
-def test_image_arrays_give_what_pil_images_give(engine):
-    """The model deployment hands vLLM the RGB (H, W, 3) uint8 arrays the ingress made, with
-    min/max_pixels pinned to their area (deployments/server.py): the same prompt tokens and
-    greedy tokens as the PIL image of the same pixels."""
+
+def test_image_arrays_give_what_transformers_gives_for_the_image(engine):
+    """The model deployment hands vLLM the RGB (H, W, 3) uint8 arrays the ingress made (read
+    only, as they arrive from the handle), min/max_pixels pinned to their area
+    (deployments/server.py): the HF processor's prompt tokens, and transformers' greedy tokens."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
     family, llm, processor = engine
-    image = _random_image(112, 84, seed=3)
+    image = _random_image(112, 84, seed=3)  # a new image: nothing of it in vLLM's caches
     array = np.asarray(image)
-    array.flags.writeable = False  # as arrays arrive from the handle (and the ingress cache)
+    assert not array.flags.writeable
     text = _prompt(processor, "image", "Describe this image.")
     pinned = {"min_pixels": 112 * 84, "max_pixels": 112 * 84}
-    from_pil = _greedy(llm, {"prompt": text, "multi_modal_data": {"image": [image]}, "mm_processor_kwargs": pinned})
-    from_array = _greedy(llm, {"prompt": text, "multi_modal_data": {"image": [array]}, "mm_processor_kwargs": pinned})
-    assert list(from_array.prompt_token_ids) == list(from_pil.prompt_token_ids)
-    assert list(from_array.outputs[0].token_ids) == list(from_pil.outputs[0].token_ids)
+    output = _greedy(llm, {"prompt": text, "multi_modal_data": {"image": [array]}, "mm_processor_kwargs": pinned})
+    inputs = processor(text=[text], images=[image], return_tensors="pt")
+    assert list(output.prompt_token_ids) == inputs["input_ids"][0].tolist()
+    model = AutoModelForImageTextToText.from_pretrained(llm.llm_engine.model_config.model, dtype=torch.float32).eval()
+    with torch.no_grad():
+        generated = model.generate(**inputs, max_new_tokens=MAX_TOKENS, do_sample=False)
+    hf_tokens = generated[0, inputs["input_ids"].shape[1] :].tolist()
+    assert hf_tokens and list(output.outputs[0].token_ids)[: len(hf_tokens)] == hf_tokens
