@@ -26,6 +26,12 @@ from ingress.routes import chat, completions, seeds
 from ingress.routes import models as model_list
 from ingress.routes.dispatch import Services
 
+# Requests one ingress replica takes at once when the config sets none. Ray's default of 5
+# capped the whole app at five requests in flight per ingress replica (throughput fell as
+# concurrency rose, docs/benchmarks.md); the ingress only waits on I/O and the model
+# deployments, whose own max_ongoing_requests / max_queued_requests are the real bounds.
+INGRESS_MAX_ONGOING_REQUESTS = 1000
+
 
 def create_api(config: AppConfig, router: ModelRouter) -> FastAPI:
     """The OpenAI-compatible HTTP API over `router`."""
@@ -63,5 +69,6 @@ def build_app(args: dict[str, Any]) -> serve.Application:
         .bind(model.model_dump())
         for model in config.models
     }
-    ingress = serve.deployment(Ingress).options(name="ingress", **config.ingress.deployment.serve_options())
+    options = {"max_ongoing_requests": INGRESS_MAX_ONGOING_REQUESTS, **config.ingress.deployment.serve_options()}
+    ingress = serve.deployment(Ingress).options(name="ingress", **options)
     return ingress.bind(config.model_dump(), models)

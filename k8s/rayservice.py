@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from deployments.cli.ray_env import SERVING_DEFAULTS
 from deployments.config import AppConfig, ModelConfig
 from deployments.placement import world_size
 
@@ -82,6 +83,9 @@ def _env() -> list[dict[str, Any]]:
         {"name": "QWEN_VL_SERVE_CACHE", "value": MODEL_CACHE_PATH},
         {"name": "HF_TOKEN", "valueFrom": token},
         {"name": "MODELSCOPE_API_TOKEN", "valueFrom": token},
+        # What `qwen-vl-serve run` sets locally (deployments/cli/ray_env.py): Serve's
+        # throughput mode, HAProxy in place of the Python proxy, workers at nice 0.
+        *({"name": name, "value": value} for name, (value, _) in SERVING_DEFAULTS.items()),
     ]
 
 

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from deployments.config import AppConfig
 from deployments.placement import TensorParallelError, check_checkpoint_tensor_parallel
 from deployments.checkpoints.sources import ModelSourceError, cache_root, resolve_model_path
+from deployments.cli.haproxy_reaper import HAProxyReaper
 from deployments.cli.ray_env import apply_serving_defaults
 
 BUILD_APP = "ingress.app:build_app"
@@ -81,11 +82,16 @@ def run(path: Path, metrics_export_port: int) -> int:
     import ray
     from ray.serve.scripts import run as serve_run
 
-    # `_metrics_export_port` is private: `ray start --metrics-export-port` is its only public
-    # form; tests/unit/deployments/cli/test_main.py fails if ray.init stops taking it.
-    ray.init(namespace=SERVE_NAMESPACE, _metrics_export_port=metrics_export_port)
-    print(f"metrics: http://127.0.0.1:{metrics_export_port}/metrics", flush=True)
-    serve_run.main(args=[str(path)], prog_name="serve run", standalone_mode=False)
+    reaper = HAProxyReaper().start()
+    try:
+        # `_metrics_export_port` is private: `ray start --metrics-export-port` is its only public
+        # form; tests/unit/deployments/cli/test_main.py fails if ray.init stops taking it.
+        ray.init(namespace=SERVE_NAMESPACE, _metrics_export_port=metrics_export_port)
+        print(f"metrics: http://127.0.0.1:{metrics_export_port}/metrics", flush=True)
+        serve_run.main(args=[str(path)], prog_name="serve run", standalone_mode=False)
+    finally:
+        if stopped := reaper.stop():
+            print(f"stopped {len(stopped)} haproxy process(es) Ray left running", flush=True)
     return 0
 
 

@@ -68,6 +68,9 @@ def metrics_export_port() -> int:
 @pytest.fixture(scope="session")
 def serve_url(tiny_cache, metrics_export_port: int, media_dir: Path) -> Iterator[str]:
     """Base URL of the running application; tears Ray down after the session."""
+    from deployments.cli.ray_env import apply_serving_defaults
+
+    apply_serving_defaults()  # the Ray settings users get from `qwen-vl-serve run`, set before Ray reads them
     import ray
     from ray import serve
 
