@@ -87,7 +87,9 @@ async def completion_events(
                     if opening is not None:
                         yield sse_event(opening)
                 accumulator.add(delta)
-                if delta.text or delta.finish_reason or delta.tool_calls:
+                # a token may decode to no text yet (half of a multi-byte character): its
+                # logprobs still go out, or the stream would carry fewer tokens than it counts
+                if delta.text or delta.logprobs or delta.finish_reason or delta.tool_calls:
                     # the whole text only for a finishing chunk (its grounding), not per delta
                     text = accumulator.text_of(delta.index) if delta.finish_reason else ""
                     yield sse_event(chunks.content(delta, text))

@@ -54,3 +54,27 @@ async def test_engine_failure_mid_stream_is_one_error_event_then_done(http, serv
     assert error["type"] == "internal_server_error"
     assert "/secret" not in error["message"] and "0x" not in error["message"]
     assert sum(1 for p in payloads if isinstance(p, dict) and "error" in p) == 1
+
+
+async def test_a_token_without_text_still_streams_its_logprobs(http, servers):
+    """Half of a multi-byte character decodes to no text, yet it is a token: its logprob
+    entry goes out, so the stream carries every token that usage counts."""
+    engine = servers["tiny-qwen2-vl"]._engine
+
+    async def split_character(prompt, params, request_id):
+        from deployments.calls import Delta
+
+        def logprob(token: str) -> list[dict]:
+            return [{"token": token, "logprob": -0.5, "bytes": None, "top_logprobs": []}]
+
+        yield [Delta(index=0, text="", completion_tokens=1, prompt_tokens=3, logprobs=logprob("\\xe4"))]
+        yield [Delta(index=0, text="中", completion_tokens=2, prompt_tokens=3, finish_reason="length",
+                     logprobs=logprob("\\xb8\\xad"))]
+
+    engine.generate = split_character
+    body = {"model": "tiny-qwen2-vl", "messages": [{"role": "user", "content": "hi"}], "stream": True,
+            "logprobs": True, "stream_options": {"include_usage": True}}
+    payloads = sse_payloads((await http.post("/v1/chat/completions", json=body)).text)
+    streamed = [entry for p in payloads if isinstance(p, dict) for c in p.get("choices", [])
+                if c.get("logprobs") for entry in c["logprobs"]["content"]]
+    assert len(streamed) == payloads[-2]["usage"]["completion_tokens"] == 2
