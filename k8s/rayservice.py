@@ -84,7 +84,7 @@ def _env() -> list[dict[str, Any]]:
         {"name": "HF_TOKEN", "valueFrom": token},
         {"name": "MODELSCOPE_API_TOKEN", "valueFrom": token},
         # What `qwen-vl-serve run` sets locally (deployments/cli/ray_env.py): Serve's
-        # throughput mode, HAProxy in place of the Python proxy, workers at nice 0.
+        # throughput mode and workers at nice 0.
         *({"name": name, "value": value} for name, (value, _) in SERVING_DEFAULTS.items()),
     ]
 
