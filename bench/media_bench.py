@@ -1,4 +1,4 @@
-"""Media preparation: ours (ingress/media*.py) vs qwen-vl-utils' fetch_image / fetch_video.
+"""Media preparation: ours (ingress/media/) vs qwen-vl-utils' fetch_image / fetch_video.
 
 Same inputs, cache off. Before timing, each case checks that both give the same shapes
 (sizes, frame count) and values within the tolerances of tests/media_reference.py: we
