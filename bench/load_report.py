@@ -102,6 +102,14 @@ def summary_table(results: dict[str, dict[int, dict[str, dict]]]) -> str:
     return "\n".join(lines)
 
 
+def load_medians(path: Path) -> dict[str, dict[int, dict[str, dict]]]:
+    """The medians of a `--json` file (JSON keys are strings; concurrencies back to ints)."""
+    import json
+
+    medians = json.loads(path.read_text())["medians"]
+    return {mode: {int(c): sides for c, sides in by_c.items()} for mode, by_c in medians.items()}
+
+
 def plot(results: dict[str, dict[int, dict[str, dict]]], path: Path) -> None:
     """requests/s and p50 latency against concurrency, one line per (server, mode)."""
     import matplotlib
@@ -121,6 +129,8 @@ def plot(results: dict[str, dict[int, dict[str, dict]]], path: Path) -> None:
             latency.plot(concurrencies, p50, style, color=color, marker="o", label=label)
     for axis, title in ((throughput, "requests/s (higher is better)"), (latency, "p50 end-to-end latency, ms")):
         axis.set_xscale("log", base=2)
+        levels = sorted({c for by_concurrency in results.values() for c in by_concurrency})
+        axis.set_xticks(levels, [str(c) for c in levels])
         axis.set_xlabel("concurrent requests")
         axis.set_title(title)
         axis.grid(alpha=0.3)
