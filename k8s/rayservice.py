@@ -85,7 +85,7 @@ def _env() -> list[dict[str, Any]]:
         {"name": "MODELSCOPE_API_TOKEN", "valueFrom": token},
         # What `qwen-vl-serve run` sets locally (deployments/cli/ray_env.py): Serve's
         # throughput mode and workers at nice 0.
-        *({"name": name, "value": value} for name, (value, _) in SERVING_DEFAULTS.items()),
+        *({"name": name, "value": value} for name, value in SERVING_DEFAULTS.items()),
     ]
 
 

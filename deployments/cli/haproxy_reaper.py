@@ -1,4 +1,4 @@
-"""Make sure no HAProxy outlives `qwen-vl-serve run`.
+"""Make sure no HAProxy outlives `qwen-vl-serve run` (when HAProxy mode is turned on).
 
 Ray Serve 2.60's HAProxy mode runs `haproxy` as a child of its HAProxyManager actor. When
 the local Ray goes down before that actor's graceful shutdown has run (a Ctrl-C reaching
@@ -13,52 +13,23 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+
+from deployments.cli.procfs import process_tree, read_process
 
 _SCAN_INTERVAL_S = 2.0
 _TERM_GRACE_S = 3.0
 
 
-def _processes() -> Iterator[tuple[int, int, str]]:
-    """(pid, parent pid, program path) of every live process."""
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read().decode(errors="replace")
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                program = f.read().split(b"\0", 1)[0].decode(errors="replace")
-        except OSError:
-            continue
-        yield int(name), int(stat[stat.rindex(")") + 2 :].split()[1]), program
-
-
 def haproxy_descendants(root: int) -> set[int]:
     """Pids of the haproxy processes in the process tree under `root`."""
-    processes = list(_processes())
-    children: dict[int, list[int]] = {}
-    for pid, parent, _ in processes:
-        children.setdefault(parent, []).append(pid)
-    tree, todo = set(), [root]
-    while todo:
-        pid = todo.pop()
-        if pid not in tree:
-            tree.add(pid)
-            todo.extend(children.get(pid, []))
-    return {pid for pid, _, program in processes if pid in tree and _is_haproxy(program)}
+    return {pid for pid, process in process_tree(root).items() if _is_haproxy(pid, process.program)}
 
 
-def _is_haproxy(program: str) -> bool:
+def _is_haproxy(pid: int, program: str | None = None) -> bool:
+    if program is None:
+        process = read_process(pid)
+        program = process.program if process else ""
     return os.path.basename(program) == "haproxy"
-
-
-def _still_haproxy(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return _is_haproxy(f.read().split(b"\0", 1)[0].decode(errors="replace"))
-    except OSError:
-        return False
 
 
 class HAProxyReaper:
@@ -82,7 +53,7 @@ class HAProxyReaper:
         """SIGTERM (then SIGKILL) every haproxy seen that is still running; returns them."""
         self._done.set()
         self.seen |= haproxy_descendants(self._root)
-        left = [pid for pid in self.seen if _still_haproxy(pid)]
+        left = [pid for pid in self.seen if _is_haproxy(pid)]
         for sig in (signal.SIGTERM, signal.SIGKILL):
             for pid in left:
                 try:
@@ -90,6 +61,6 @@ class HAProxyReaper:
                 except ProcessLookupError:
                     pass
             deadline = time.monotonic() + _TERM_GRACE_S
-            while time.monotonic() < deadline and any(_still_haproxy(p) for p in left):
+            while time.monotonic() < deadline and any(_is_haproxy(p) for p in left):
                 time.sleep(0.1)
         return left

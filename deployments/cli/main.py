@@ -29,7 +29,7 @@ from deployments.config import AppConfig
 from deployments.placement import TensorParallelError, check_checkpoint_tensor_parallel
 from deployments.checkpoints.sources import ModelSourceError, cache_root, resolve_model_path
 from deployments.cli.haproxy_reaper import HAProxyReaper
-from deployments.cli.ray_env import apply_serving_defaults
+from deployments.cli.ray_env import apply_serving_defaults, haproxy_enabled
 
 BUILD_APP = "ingress.app:build_app"
 DEFAULT_METRICS_EXPORT_PORT = 8080
@@ -82,7 +82,8 @@ def run(path: Path, metrics_export_port: int) -> int:
     import ray
     from ray.serve.scripts import run as serve_run
 
-    reaper = HAProxyReaper().start()
+    # only HAProxy mode can leave a process behind: no /proc scans otherwise
+    reaper = HAProxyReaper().start() if haproxy_enabled() else None
     try:
         # `_metrics_export_port` is private: `ray start --metrics-export-port` is its only public
         # form; tests/unit/deployments/cli/test_main.py fails if ray.init stops taking it.
@@ -90,7 +91,7 @@ def run(path: Path, metrics_export_port: int) -> int:
         print(f"metrics: http://127.0.0.1:{metrics_export_port}/metrics", flush=True)
         serve_run.main(args=[str(path)], prog_name="serve run", standalone_mode=False)
     finally:
-        if stopped := reaper.stop():
+        if reaper is not None and (stopped := reaper.stop()):
             print(f"stopped {len(stopped)} haproxy process(es) Ray left running", flush=True)
     return 0
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 import os
 from collections.abc import MutableMapping
 
-# name -> (value, why)
-SERVING_DEFAULTS: dict[str, tuple[str, str]] = {
+SERVING_DEFAULTS: dict[str, str] = {
     # Ray's own bundle for throughput: replicas talk over direct gRPC (not the object store),
     # user code and the router share the replica's event loop, request-path logs are buffered
     # and go to the log files only (/tmp/ray/session_latest/logs/serve/), GC frozen at start.
-    "RAY_SERVE_THROUGHPUT_OPTIMIZED": ("1", "direct gRPC between replicas, fewer thread hops"),
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     # Ray starts its workers (so the replicas and the vLLM engines they spawn) at nice 15,
     # below every other process on the machine; a serving box's work *is* those workers.
-    "RAY_worker_niceness": ("0", "replicas and engines at normal priority"),
+    "RAY_worker_niceness": "0",
 }
 
 
@@ -33,9 +32,14 @@ SERVING_DEFAULTS: dict[str, tuple[str, str]] = {
 OPT_IN_HAPROXY = "RAY_SERVE_ENABLE_HA_PROXY"
 
 
+def haproxy_enabled(environ: MutableMapping[str, str] | None = None) -> bool:
+    """Whether Ray will run HAProxy (read as Ray reads it)."""
+    return (os.environ if environ is None else environ).get(OPT_IN_HAPROXY, "0") == "1"
+
+
 def apply_serving_defaults(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
     """Set each default not already set; returns the values in force."""
     environ = os.environ if environ is None else environ
-    for name, (value, _) in SERVING_DEFAULTS.items():
+    for name, value in SERVING_DEFAULTS.items():
         environ.setdefault(name, value)
     return {name: environ[name] for name in SERVING_DEFAULTS}

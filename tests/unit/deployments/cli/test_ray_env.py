@@ -12,7 +12,7 @@ from deployments.cli.ray_env import OPT_IN_HAPROXY, SERVING_DEFAULTS, apply_serv
 
 def test_defaults_fill_an_empty_environment():
     environ: dict[str, str] = {}
-    assert apply_serving_defaults(environ) == {name: value for name, (value, _) in SERVING_DEFAULTS.items()}
+    assert apply_serving_defaults(environ) == SERVING_DEFAULTS
     assert environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
     assert "RAY_SERVE_ENABLE_HA_PROXY" not in environ  # opt-in: fixed ports on every interface
 
