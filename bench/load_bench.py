@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
     log_dir = Path(tempfile.mkdtemp(prefix="qvs-load-bench-"))
     print(f"logs: {log_dir}", flush=True)
-    checkpoint = model_checkpoint(args.config, args.model, log_dir)
+    checkpoint = model_checkpoint(args.config, args.model)
     ours_env = dict(item.split("=", 1) for item in args.ours_env)
     servers: dict[str, Server] = {}
     try:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,6 @@ class Server:
     url: str
     process: subprocess.Popen
     log: Path
-    env: dict[str, str] = field(default_factory=dict)
 
     def wait_ready(self, model: str, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
         """Until `/health` is 200 and `model` is listed; raises with the log's tail if it died."""
@@ -84,7 +83,7 @@ def _start(name: str, command: list[str], env: dict[str, str], log_dir: Path, ur
         command, env={**os.environ, **env}, stdout=log.open("w"), stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, cwd=ROOT, start_new_session=True,
     )
-    return Server(name, url, process, log, env)
+    return Server(name, url, process, log)
 
 
 def load_model_app(config_path: Path, model: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -97,7 +96,7 @@ def load_model_app(config_path: Path, model: str) -> tuple[dict[str, Any], dict[
     raise SystemExit(f"{config_path}: no application serves model {model!r}")
 
 
-def model_checkpoint(config_path: Path, model: str, log_dir: Path) -> Path:
+def model_checkpoint(config_path: Path, model: str) -> Path:
     """The model's local checkpoint, resolved as a replica would (`qwen-vl-serve download`)."""
     out = subprocess.run(
         [str(VENV_BIN / "qwen-vl-serve"), "download", str(config_path), "--model", model],
