@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from load_client import image_data_urls, run_load
-from load_report import detail_table, median_stats, plot, round_stats, summary_table
+from load_report import detail_table, median_stats, plot, process_table, round_stats, summary_table
 from load_servers import ROOT, Server, model_checkpoint, start_ours, start_raw
 from proc_cpu import cpu_between, snapshot
 
@@ -99,6 +99,9 @@ def benchmark(servers: dict[str, Server], args: argparse.Namespace) -> tuple[dic
             rounds.setdefault(mode, {})[concurrency] = per_side
             print(f"\n{mode}, concurrency {concurrency} ({args.rounds} rounds x {count} requests, medians)")
             print(detail_table(medians[mode][concurrency]["raw"], medians[mode][concurrency]["ours"]), flush=True)
+            for name in servers:
+                print(f"  {name}: serving CPU per request by process (medians)")
+                print(process_table(medians[mode][concurrency][name]), flush=True)
     return medians, rounds
 
 

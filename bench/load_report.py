@@ -44,6 +44,8 @@ def round_stats(outcomes: list[Outcome], wall_s: float, cpu: CpuDelta) -> dict[s
         "engine_cpu_ms": 1000 * cpu.engine_s / max(len(outcomes), 1),
         "errors": len(outcomes) - len(ok),
     }
+    for program, seconds in cpu.by_program.items():
+        stats[f"cpu_ms:{program}"] = 1000 * seconds / max(len(outcomes), 1)
     for key, values in (
         ("ttft", [o.ttft for o in ok if o.ttft is not None]),
         ("itl", [o.itl for o in ok if o.itl is not None]),
@@ -57,7 +59,8 @@ def round_stats(outcomes: list[Outcome], wall_s: float, cpu: CpuDelta) -> dict[s
 def median_stats(rounds: list[dict[str, float | None]]) -> dict[str, float | None]:
     """Each figure's median over rounds (errors: the total)."""
     merged: dict[str, float | None] = {}
-    for key, *_ in FIGURES:
+    programs = sorted({k for r in rounds for k in r if k.startswith("cpu_ms:")})
+    for key in [k for k, *_ in FIGURES] + programs:
         values = [r[key] for r in rounds if r.get(key) is not None]
         if key == "errors":
             merged[key] = sum(values)
@@ -79,6 +82,13 @@ def detail_table(raw: dict, ours: dict) -> str:
         name = f"{label} ({unit})" if unit else label
         lines.append(f"  {name:22}{_fmt(r, scale):>10}{_fmt(o, scale):>10}{ratio:>10}")
     return "\n".join(lines)
+
+
+def process_table(stats: dict) -> str:
+    """Serving CPU per request by process role, largest first (where the serving path's cost is)."""
+    parts = sorted(((v, k.removeprefix("cpu_ms:")) for k, v in stats.items()
+                    if k.startswith("cpu_ms:") and v is not None and v >= 0.5), reverse=True)
+    return "\n".join(f"    {ms:7.1f} ms  {program}" for ms, program in parts)
 
 
 def summary_table(results: dict[str, dict[int, dict[str, dict]]]) -> str:

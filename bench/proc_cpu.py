@@ -28,15 +28,27 @@ def descendants(root: int) -> list[int]:
 class CpuDelta:
     serving_s: float
     engine_s: float
+    by_program: dict[str, float]  # serving CPU seconds per process title (ray::ServeReplica:..., raylet)
 
 
 def cpu_between(before: dict[int, Process], after: dict[int, Process]) -> CpuDelta:
     """CPU spent between two snapshots of one tree (processes born in between count whole)."""
     serving = engine = 0.0
+    by_program: dict[str, float] = {}
     for pid, process in after.items():
         spent = process.cpu_seconds - (before[pid].cpu_seconds if pid in before else 0.0)
         if process.program.startswith(ENGINE_TITLE_PREFIX):
             engine += spent
         else:
             serving += spent
-    return CpuDelta(serving, engine)
+            name = program_group(process.program)
+            by_program[name] = by_program.get(name, 0.0) + spent
+    return CpuDelta(serving, engine, by_program)
+
+
+def program_group(program: str) -> str:
+    """A process's role: its title without per-replica ids (`ray::ServeReplica:app:Model`)."""
+    name = program.rsplit("/", 1)[-1]
+    if name.startswith("ray::ServeReplica:"):
+        return name.split(" ", 1)[0]
+    return name.split(" ", 1)[0][:48]
