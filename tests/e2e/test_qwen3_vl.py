@@ -6,6 +6,9 @@ prompt carries Qwen3-VL's frame timestamps, computed from the metadata the ingre
 and greedy tokens equal transformers'. Then a one-model application of its own (real Ray
 Serve, the `openai` client over loopback): an image and a video answered, the prompt's size
 equal to what qwen-vl-utils' factor-32 resize gives.
+
+The served tests start a Ray of their own (`own_ray`), so they run first; the engine tests
+then run with that Ray gone.
 """
 
 from __future__ import annotations
@@ -112,9 +115,10 @@ class TestEngine:
         assert len(output.outputs[0].token_ids) == MAX_TOKENS
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def qwen3_url(tiny_cache) -> Iterator[str]:
-    """A one-model application of tiny://qwen3-vl in a Ray of its own; torn down after."""
+    """A one-model application of tiny://qwen3-vl in a Ray of its own, torn down after its
+    class (marked `own_ray`: it runs before the shared app of tests/e2e/conftest.py starts)."""
     from deployments.cli.ray_env import apply_serving_defaults
 
     apply_serving_defaults()
@@ -122,7 +126,9 @@ def qwen3_url(tiny_cache) -> Iterator[str]:
     from ray import serve
 
     from ingress.app import build_app
+    from tests.e2e.conftest import _wait_healthy
 
+    assert not ray.is_initialized(), "an own_ray test must run before the shared app starts"
     port = free_port()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
@@ -130,8 +136,6 @@ def qwen3_url(tiny_cache) -> Iterator[str]:
         model = side_model(MODEL, family="qwen3-vl", source="tiny://qwen3-vl")
         serve.run(build_app(side_app_args(model)), name="qwen3", route_prefix="/", blocking=False)
         url = f"http://127.0.0.1:{port}"
-        from tests.e2e.conftest import _wait_healthy
-
         _wait_healthy(url)
         yield url
     finally:
@@ -139,7 +143,7 @@ def qwen3_url(tiny_cache) -> Iterator[str]:
         ray.shutdown()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def qwen3_client(qwen3_url: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{qwen3_url}/v1", api_key="unused", max_retries=0, timeout=120)
 
@@ -150,44 +154,42 @@ def _data_url(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _image_tokens(height: int, width: int) -> int:
-    """Tokens of one image after qwen-vl-utils' resize for Qwen3-VL (image_patch_size=16)."""
-    from qwen_vl_utils.vision_process import fetch_image
+@pytest.mark.own_ray
+class TestServed:
+    """Served by Ray Serve behind the ingress, reached with the `openai` client."""
 
-    resized = fetch_image({"image": _random_image(width, height)}, image_patch_size=16)
-    return resized.width * resized.height // (32 * 32)
+    def test_image_prompt_is_sized_by_the_factor_32_resize(self, qwen3_client):
+        """300x200 becomes 288x192 with factor 32 (308x196 with Qwen2's 28): 54 image tokens,
+        what qwen-vl-utils' fetch_image(image_patch_size=16) gives; vLLM keeps that size."""
+        from qwen_vl_utils.vision_process import fetch_image
 
+        def prompt_tokens(content: list[dict[str, Any]]) -> int:
+            response = qwen3_client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": content}], max_tokens=4, temperature=0,
+            )
+            assert response.choices[0].message.content is not None
+            return response.usage.prompt_tokens
 
-def test_served_image_answer_uses_the_factor_32_resize(qwen3_client):
-    """300x200 becomes 288x192 with factor 32 (308x196 with Qwen2's 28): 54 image tokens."""
-    def usage(content: list[dict[str, Any]]) -> int:
-        response = qwen3_client.chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": content}], max_tokens=4, temperature=0,
-        )
-        assert response.choices[0].message.content is not None
-        return response.usage.prompt_tokens
+        image = _random_image(300, 200)
+        resized = fetch_image({"image": image}, image_patch_size=16)
+        assert resized.size == (288, 192)
+        text = {"type": "text", "text": "Describe."}
+        with_image = prompt_tokens([{"type": "image_url", "image_url": {"url": _data_url(image)}}, text])
+        vision_markers = 2  # <|vision_start|>, <|vision_end|>
+        assert with_image - prompt_tokens([text]) == 288 * 192 // (32 * 32) + vision_markers
 
-    image_part = {"type": "image_url", "image_url": {"url": _data_url(_random_image(300, 200))}}
-    with_image = usage([image_part, {"type": "text", "text": "Describe."}])
-    without = usage([{"type": "text", "text": "Describe."}])
-    vision_markers = 2  # <|vision_start|>, <|vision_end|>
-    assert _image_tokens(200, 300) == 54
-    assert with_image - without == 54 + vision_markers
-
-
-def test_served_video_answer_streams(qwen3_client):
-    """A frame-list video (four images) through the served path: timestamps made by the
-    processor from the ingress's metadata; streamed text equals the non-streamed text."""
-    frames = [{"type": "image_url", "image_url": {"url": _data_url(_random_image(64, 64, seed=i))}} for i in range(4)]
-    content = [{"type": "video", "video": [f["image_url"]["url"] for f in frames]},
-               {"type": "text", "text": "What happens?"}]
-    messages = [{"role": "user", "content": content}]
-    kwargs: dict[str, Any] = {"model": MODEL, "messages": messages, "max_tokens": 6, "temperature": 0, "seed": 1}
-    try:
+    def test_video_answer_streams_the_same_text(self, qwen3_client):
+        """A video given as four frame images: the frames' timestamps come from the metadata
+        the ingress sends; the streamed text equals the whole answer's."""
+        urls = [_data_url(_random_image(64, 64, seed=i)) for i in range(4)]
+        content = [{"type": "video", "video": urls}, {"type": "text", "text": "What happens?"}]
+        kwargs: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": content}],
+                                  "max_tokens": 6, "temperature": 0}
         response = qwen3_client.chat.completions.create(**kwargs)
-    except openai.BadRequestError as exc:  # the frame-list form is not this server's: use video_url
-        pytest.fail(f"video refused: {exc}")
-    streamed = "".join(chunk.choices[0].delta.content or "" for chunk in
-                       qwen3_client.chat.completions.create(**kwargs, stream=True) if chunk.choices)
-    assert response.choices[0].message.content == streamed
-    assert response.usage.prompt_tokens > 20
+        chunks = qwen3_client.chat.completions.create(**kwargs, stream=True)
+        streamed = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+        assert response.choices[0].message.content == streamed
+        assert response.usage.completion_tokens == 6 or response.choices[0].finish_reason == "stop"
+        # Listed frames of 64x64 become 384x384 (qwen-vl-utils' minimum per frame, factor 32):
+        # 2 temporal patches x 12 x 12 tokens, plus the text and the timestamps.
+        assert response.usage.prompt_tokens > 2 * 12 * 12
