@@ -54,14 +54,13 @@ class ImageSizing:
     max_pixels: int = DEFAULT_MAX_PIXELS
     resized_height: int | None = None
     resized_width: int | None = None
-    factor: int = FACTOR
+    factor: int = FACTOR  # sizes are multiples of it: image_patch_size x the merge size
 
-    def target(self, height: int, width: int, factor: int | None = None) -> tuple[int, int]:
+    def target(self, height: int, width: int) -> tuple[int, int]:
         """(height, width) after resizing, as qwen-vl-utils computes it."""
-        factor = factor or self.factor
         if self.resized_height is not None and self.resized_width is not None:
-            return smart_resize(self.resized_height, self.resized_width, factor=factor)
-        return smart_resize(height, width, factor=factor, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+            return smart_resize(self.resized_height, self.resized_width, factor=self.factor)
+        return smart_resize(height, width, factor=self.factor, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
 
 
 def open_image(data: bytes, param: str, max_source_pixels: int) -> np.ndarray:
@@ -111,19 +110,19 @@ def _decode_plain_jpeg(image: Image.Image, data: bytes) -> np.ndarray | None:
     return array if array.shape == (image.height, image.width, 3) else None
 
 
-def _target(array: np.ndarray, sizing: ImageSizing, param: str, factor: int | None) -> tuple[int, int]:
+def _target(array: np.ndarray, sizing: ImageSizing, param: str) -> tuple[int, int]:
     height, width = array.shape[:2]
     try:
-        return sizing.target(height, width, factor)
+        return sizing.target(height, width)
     except ValueError:  # aspect ratio beyond qwen-vl-utils' MAX_RATIO
         raise UnprocessableMediaError(
             "The image's aspect ratio is too extreme (more than 200:1)", param, code="invalid_image"
         ) from None
 
 
-def resize_image(array: np.ndarray, sizing: ImageSizing, param: str, factor: int | None = None) -> np.ndarray:
+def resize_image(array: np.ndarray, sizing: ImageSizing, param: str) -> np.ndarray:
     """qwen-vl-utils' resize (smart_resize target, PIL's bicubic) of an RGB uint8 (H, W, 3) array."""
-    height, width = _target(array, sizing, param, factor)
+    height, width = _target(array, sizing, param)
     return bicubic_resize(array, height, width)
 
 
