@@ -20,8 +20,14 @@ from deployments.placement import (
     placement_options,
 )
 
-ModelFamily = Literal["qwen2-vl", "qwen2.5-vl", "qwen2"]
-VISION_FAMILIES: frozenset[str] = frozenset({"qwen2-vl", "qwen2.5-vl"})
+ModelFamily = Literal["qwen2-vl", "qwen2.5-vl", "qwen3-vl", "qwen2"]
+VISION_FAMILIES: frozenset[str] = frozenset({"qwen2-vl", "qwen2.5-vl", "qwen3-vl"})
+PATCH_SIZES: dict[str, int] = {"qwen2-vl": 14, "qwen2.5-vl": 14, "qwen3-vl": 16}
+"""Vision patch side per family; images are resized to multiples of it times the merge (2),
+as qwen-vl-utils' `image_patch_size` does (28 for Qwen2/2.5-VL, 32 for Qwen3-VL)."""
+TEMPORAL_PIXEL_BUDGET_FAMILIES: frozenset[str] = frozenset({"qwen3-vl"})
+"""Families whose video processor bounds the pixels of all frames together (frames x height
+x width), not those of one frame (Qwen3-VL's `Qwen3VLVideoProcessor`)."""
 # Serve waits this long for a stopping model replica's in-flight requests (Ray's default
 # is 20 s, short for a long generation); an operator's value wins.
 MODEL_GRACEFUL_SHUTDOWN_TIMEOUT_S = 120.0
@@ -150,7 +156,7 @@ class ModelConfig(_Strict):
     """One served model: one Ray Serve deployment wrapping one vLLM engine per replica."""
 
     name: str = Field(min_length=1, description="Name clients send as `model`.")
-    family: ModelFamily = Field(description="Model family: qwen2-vl, qwen2.5-vl or qwen2 (text only).")
+    family: ModelFamily = Field(description="Model family: qwen2-vl, qwen2.5-vl, qwen3-vl or qwen2 (text only).")
     source: str = Field(
         min_length=1,
         description=(

@@ -24,7 +24,7 @@ from vllm.exceptions import VLLMClientError
 
 from deployments.batching import coalesce
 from deployments.chat_template import ChatRenderer
-from deployments.config import ModelConfig
+from deployments.config import TEMPORAL_PIXEL_BUDGET_FAMILIES, ModelConfig
 from deployments.engines.protocol import Engine, EnginePrompt
 from deployments.errors import ServeError, as_invalid_request
 from deployments.placement import check_checkpoint_tensor_parallel
@@ -123,11 +123,14 @@ class ModelServer:
             data["video"] = [(frames, dict(metadata, do_sample_frames=False)) for frames, metadata in videos]
         if data:
             prompt["multi_modal_data"] = data
-            # The ingress already resized every image and frame to multiples of 28 the Qwen
-            # way; bracket the processor's min/max_pixels around the actual areas so its
-            # smart_resize keeps each size as it is (a no-op on multiples of 28 in range).
+            # The ingress already resized every image and frame to multiples of the model's
+            # factor (28, or 32 for Qwen3-VL) the Qwen way; bracket the processor's
+            # min/max_pixels around the actual sizes so its smart_resize keeps each as it is
+            # (a no-op on multiples of the factor in range). Qwen3-VL's video processor
+            # bounds all frames together: a video's size there is frames x height x width.
             areas = [image.shape[0] * image.shape[1] for image in images]
-            areas += [frames.shape[1] * frames.shape[2] for frames, _ in videos]
+            per_video = self.config.family in TEMPORAL_PIXEL_BUDGET_FAMILIES
+            areas += [(len(frames) if per_video else 1) * frames.shape[1] * frames.shape[2] for frames, _ in videos]
             prompt["mm_processor_kwargs"] = {
                 "min_pixels": min(areas),
                 "max_pixels": max(areas),

@@ -24,7 +24,7 @@ from deployments.errors import InvalidRequestError
 from deployments.calls import Delta
 
 # Families whose chat template renders `tools` (Qwen2-VL's template has no tools section).
-TOOL_FAMILIES = frozenset({"qwen2.5-vl", "qwen2"})
+TOOL_FAMILIES = frozenset({"qwen2.5-vl", "qwen3-vl", "qwen2"})
 TOOL_CALL_START = "<tool_call>"  # hermes: content before it streams, the calls after it are parsed
 
 

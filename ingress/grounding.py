@@ -7,7 +7,8 @@ Qwen-VL models answer "where is X" with boxes in their own coordinate systems, w
   `label(x1,y1),(x2,y2)`, which is parsed as well.
 - Qwen2.5-VL writes JSON such as `[{"bbox_2d": [x1, y1, x2, y2], "label": "cat"}]` in pixels
   of the image *as resized for the model* (smart_resize), a size the client never sees.
-Both become `{"label", "box": [x1, y1, x2, y2]}` with coordinates in 0..1 of the image
+- Qwen3-VL writes the same JSON, on Qwen2-VL's relative 0..1000 grid again.
+All become `{"label", "box": [x1, y1, x2, y2]}` with coordinates in 0..1 of the image
 (multiply by the original width and height to draw), attached to the answer's message as
 `grounding`. Boxes refer to the conversation's last image.
 """
@@ -36,6 +37,8 @@ def grounder_for(family: str, images: list[Any]) -> Grounder | None:
     height, width = images[-1].shape[:2]
     if family == "qwen2-vl":
         return lambda text: _qwen2_boxes(text)
+    if family == "qwen3-vl":
+        return lambda text: _qwen25_boxes(text, _QWEN2_GRID, _QWEN2_GRID)
     return lambda text: _qwen25_boxes(text, width, height)
 
 
@@ -48,7 +51,7 @@ def _qwen2_boxes(text: str) -> list[dict[str, Any]]:
     return [b for b in boxes if b is not None]
 
 
-def _qwen25_boxes(text: str, width: int, height: int) -> list[dict[str, Any]]:
+def _qwen25_boxes(text: str, width: float, height: float) -> list[dict[str, Any]]:
     boxes = []
     for item in _json_objects(text):
         bbox = item.get("bbox_2d")

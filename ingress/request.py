@@ -32,7 +32,15 @@ from vllm.exceptions import VLLMClientError
 from deployments.calls import ChatPrompt
 from deployments.config import MediaConfig, ModelConfig
 from deployments.errors import InvalidRequestError, MediaRefusedError, as_invalid_request, validation_error
-from ingress.media.options import KEYS, REQUEST_KEYS, merge_options, model_defaults, only, validate_options
+from ingress.media.options import (
+    KEYS,
+    REQUEST_KEYS,
+    family_options,
+    merge_options,
+    model_defaults,
+    only,
+    validate_options,
+)
 from ingress.media.resolve import MediaItem, MediaResolver
 from ingress.metrics import record_media_counts, record_media_refusal
 
@@ -269,7 +277,9 @@ class _MediaPlan:
             "video": min(config.max_videos_per_request, model.mm_limit("video")),
         }
         self._bases = {
-            kind: merge_options(model_defaults(model.media, kind), only(requested, KEYS[kind]))
+            kind: merge_options(
+                family_options(model.family), model_defaults(model.media, kind), only(requested, KEYS[kind])
+            )
             for kind in ("image", "video")
         }
 

@@ -12,6 +12,8 @@ models, so the serving code is exercised against the real prompt formats offline
 - `QWEN2_5_VL_TEMPLATE`: the two combined: Qwen2.5-Instruct's structure and tools section, with
   Qwen2-VL's vision parts and default system prompt. Every message's content may be a string
   or a list of parts (vLLM passes lists to templates that loop over content).
+- `QWEN3_VL_TEMPLATE`: Qwen2.5-VL's, with Qwen3-VL's one difference that matters to prompts: no
+  default system prompt (no system block unless the conversation or `tools` brings one).
 """
 
 from __future__ import annotations
@@ -133,4 +135,9 @@ QWEN2_5_VL_TEMPLATE = (
     )
     .replace("__DEFAULT_SYSTEM__", "You are a helpful assistant.")
     .replace("__CONTENT__", _VL_CONTENT)
+)
+
+QWEN3_VL_TEMPLATE = (
+    QWEN2_5_VL_TEMPLATE.replace("{{- '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}", "")
+    .replace("{{- 'You are a helpful assistant.' }}", "")
 )

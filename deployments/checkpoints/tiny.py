@@ -1,4 +1,4 @@
-"""Tiny random-weight Qwen2-VL / Qwen2.5-VL / Qwen2 checkpoints, built offline in seconds.
+"""Tiny random-weight Qwen2-VL / Qwen2.5-VL / Qwen3-VL / Qwen2 checkpoints, built offline in seconds.
 
 The answers of these models are random tokens: the weights are random. They exist to
 exercise the whole pipeline (tokenizer, chat template, processor, vision tower, vLLM, Ray
@@ -6,7 +6,10 @@ Serve) on a CPU without downloading anything. Each checkpoint is a normal Huggin
 directory (`config.json`, `model.safetensors`, tokenizer, processor, `generation_config.json`)
 that vLLM and transformers load exactly like the real models: the same architectures,
 the same special tokens, chat templates, M-RoPE and image/video processors, only small
-(2 layers, hidden size 64, a 576-token byte-level BPE vocabulary).
+(2 layers, hidden size 64, a 576-token byte-level BPE vocabulary). Qwen3-VL keeps what sets
+it apart: 16-pixel patches (factor 32), interleaved M-RoPE, a learned position embedding
+interpolated per image, DeepStack (each vision block's features also feed a language layer)
+and the video processor that writes frame timestamps into the prompt.
 
 `tiny://<family>` sources resolve through `resolve_tiny`, which builds once and caches.
 A build is deterministic: the same family and seed give the same bytes.
@@ -23,9 +26,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from deployments.checkpoints.templates import QWEN2_5_TEMPLATE, QWEN2_5_VL_TEMPLATE, QWEN2_VL_TEMPLATE
+from deployments.checkpoints.templates import (
+    QWEN2_5_TEMPLATE,
+    QWEN2_5_VL_TEMPLATE,
+    QWEN2_VL_TEMPLATE,
+    QWEN3_VL_TEMPLATE,
+)
+from deployments.config import PATCH_SIZES
 
-TINY_FAMILIES: tuple[str, ...] = ("qwen2-vl", "qwen2.5-vl", "qwen2")
+TINY_FAMILIES: tuple[str, ...] = ("qwen2-vl", "qwen2.5-vl", "qwen3-vl", "qwen2")
 """The families `build_tiny_checkpoint` and `tiny://<family>` accept."""
 
 TINY_SCHEME = "tiny://"
@@ -261,6 +270,7 @@ def _chat_template(family: str) -> str:
     return {
         "qwen2-vl": QWEN2_VL_TEMPLATE,
         "qwen2.5-vl": QWEN2_5_VL_TEMPLATE,
+        "qwen3-vl": QWEN3_VL_TEMPLATE,
         "qwen2": QWEN2_5_TEMPLATE,
     }[family]
 
@@ -308,7 +318,7 @@ def _build_config(family: str, ids: dict[str, int]) -> Any:
             "depth": 2,
             "num_heads": 2,
             "in_channels": 3,
-            "patch_size": 14,
+            "patch_size": PATCH_SIZES[family],
             "spatial_merge_size": 2,
             "temporal_patch_size": 2,
         }
@@ -317,6 +327,10 @@ def _build_config(family: str, ids: dict[str, int]) -> Any:
 
             # embed_dim: the ViT width; hidden_size: the merger's output (the LM's width).
             vision.update(embed_dim=64, hidden_size=HIDDEN_SIZE, mlp_ratio=2)
+        elif family == "qwen3-vl":
+            from transformers import Qwen3VLConfig as config_cls
+
+            text, vision = _qwen3_vl_configs(text, vision)
         else:
             from transformers import Qwen2_5_VLConfig as config_cls
 
@@ -339,12 +353,41 @@ def _build_config(family: str, ids: dict[str, int]) -> Any:
     return config
 
 
+def _qwen3_vl_configs(text: dict[str, Any], vision: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Qwen3-VL's text and vision configs: the real models' layout at the tiny sizes.
+
+    Text: an explicit head_dim and interleaved M-RoPE (sections in the real 24:20:20 ratio).
+    Vision: a 48x48 learned position grid (the real size) and DeepStack on both blocks, so
+    both language layers receive vision features as in the real models.
+    """
+    text = {k: v for k, v in text.items() if k != "max_window_layers"}
+    text.update(
+        head_dim=HIDDEN_SIZE // 2,
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 5_000_000.0,
+            "mrope_section": [6, 5, 5],
+            "mrope_interleaved": True,
+        },
+    )
+    vision = dict(
+        vision,
+        hidden_size=64,
+        intermediate_size=128,
+        out_hidden_size=HIDDEN_SIZE,
+        num_position_embeddings=2304,
+        deepstack_visual_indexes=[0, 1],
+    )
+    return text, vision
+
+
 def _model_class(family: str) -> type:
     import transformers
 
     return {
         "qwen2-vl": transformers.Qwen2VLForConditionalGeneration,
         "qwen2.5-vl": transformers.Qwen2_5_VLForConditionalGeneration,
+        "qwen3-vl": transformers.Qwen3VLForConditionalGeneration,
         "qwen2": transformers.Qwen2ForCausalLM,
     }[family]
 
@@ -365,6 +408,9 @@ def _build_processor(family: str, tokenizer: Any) -> Any:
     """The real processor classes with the real models' pixel limits."""
     from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
+    if family == "qwen3-vl":
+        return _build_qwen3_vl_processor(tokenizer)
+
     size = {"shortest_edge": MIN_PIXELS, "longest_edge": MAX_PIXELS}
     kwargs = {"patch_size": 14, "temporal_patch_size": 2, "merge_size": 2}
     image_processor = Qwen2VLImageProcessor(size=size, **kwargs)
@@ -374,6 +420,28 @@ def _build_processor(family: str, tokenizer: Any) -> Any:
     else:
         from transformers import Qwen2_5_VLProcessor as processor_cls
     return processor_cls(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=video_processor,
+        chat_template=tokenizer.chat_template,
+    )
+
+
+def _build_qwen3_vl_processor(tokenizer: Any) -> Any:
+    """Qwen3-VL's processor as its checkpoints ship it: 16-pixel patches, mean/std 0.5, the
+    image limits 64..16384 tokens of 32x32 and the video limits over all frames together."""
+    from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor, Qwen3VLVideoProcessor
+
+    kwargs: dict[str, Any] = {
+        "patch_size": PATCH_SIZES["qwen3-vl"],
+        "temporal_patch_size": 2,
+        "merge_size": 2,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+    }
+    image_processor = Qwen2VLImageProcessor(size={"shortest_edge": 65536, "longest_edge": 16777216}, **kwargs)
+    video_processor = Qwen3VLVideoProcessor(size={"shortest_edge": 4096, "longest_edge": 25165824}, **kwargs)
+    return Qwen3VLProcessor(
         image_processor=image_processor,
         tokenizer=tokenizer,
         video_processor=video_processor,

@@ -3,8 +3,9 @@
 Bytes -> PIL (pixel cap checked from the header, before the pixels are decoded; plain RGB
 JPEGs then decoded by simplejpeg: same pixels, sooner) -> EXIF orientation applied
 (qwen-vl-utils does not; a photo taken sideways should not reach the model sideways) -> RGB
-via qwen-vl-utils' `to_rgb` -> `smart_resize` to multiples of 28 within
-`min_pixels`..`max_pixels` (or `resized_height`/`resized_width`) -> bicubic resize.
+via qwen-vl-utils' `to_rgb` -> `smart_resize` to multiples of the model's factor (its
+`image_patch_size` x 2: 28 for Qwen2/2.5-VL, 32 for Qwen3-VL) within `min_pixels`..`max_pixels`
+(or `resized_height`/`resized_width`) -> bicubic resize.
 
 The resize is the same filter as PIL's default (Keys bicubic, a=-0.5, antialiased when
 shrinking, uint8 between the two separable passes, in the pass order PIL picks), run by
@@ -36,7 +37,7 @@ from qwen_vl_utils.vision_process import (
 # torch.from_numpy warns (once) on the read-only arrays Pillow hands out; we only read them.
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable", module=r"ingress\.media\.image")
 
-PATCH_SIZE = 14  # both Qwen2-VL and Qwen2.5-VL
+PATCH_SIZE = 14  # Qwen2-VL and Qwen2.5-VL, when the options name no `image_patch_size`
 FACTOR = PATCH_SIZE * SPATIAL_MERGE_SIZE  # 28
 DEFAULT_MIN_PIXELS = IMAGE_MIN_TOKEN_NUM * FACTOR**2
 DEFAULT_MAX_PIXELS = IMAGE_MAX_TOKEN_NUM * FACTOR**2
@@ -53,12 +54,13 @@ class ImageSizing:
     max_pixels: int = DEFAULT_MAX_PIXELS
     resized_height: int | None = None
     resized_width: int | None = None
+    factor: int = FACTOR  # sizes are multiples of it: image_patch_size x the merge size
 
-    def target(self, height: int, width: int, factor: int = FACTOR) -> tuple[int, int]:
+    def target(self, height: int, width: int) -> tuple[int, int]:
         """(height, width) after resizing, as qwen-vl-utils computes it."""
         if self.resized_height is not None and self.resized_width is not None:
-            return smart_resize(self.resized_height, self.resized_width, factor=factor)
-        return smart_resize(height, width, factor=factor, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+            return smart_resize(self.resized_height, self.resized_width, factor=self.factor)
+        return smart_resize(height, width, factor=self.factor, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
 
 
 def open_image(data: bytes, param: str, max_source_pixels: int) -> np.ndarray:
@@ -108,19 +110,19 @@ def _decode_plain_jpeg(image: Image.Image, data: bytes) -> np.ndarray | None:
     return array if array.shape == (image.height, image.width, 3) else None
 
 
-def _target(array: np.ndarray, sizing: ImageSizing, param: str, factor: int) -> tuple[int, int]:
+def _target(array: np.ndarray, sizing: ImageSizing, param: str) -> tuple[int, int]:
     height, width = array.shape[:2]
     try:
-        return sizing.target(height, width, factor)
+        return sizing.target(height, width)
     except ValueError:  # aspect ratio beyond qwen-vl-utils' MAX_RATIO
         raise UnprocessableMediaError(
             "The image's aspect ratio is too extreme (more than 200:1)", param, code="invalid_image"
         ) from None
 
 
-def resize_image(array: np.ndarray, sizing: ImageSizing, param: str, factor: int = FACTOR) -> np.ndarray:
+def resize_image(array: np.ndarray, sizing: ImageSizing, param: str) -> np.ndarray:
     """qwen-vl-utils' resize (smart_resize target, PIL's bicubic) of an RGB uint8 (H, W, 3) array."""
-    height, width = _target(array, sizing, param, factor)
+    height, width = _target(array, sizing, param)
     return bicubic_resize(array, height, width)
 
 
@@ -170,11 +172,18 @@ def prepare_image(data: bytes, sizing: ImageSizing, param: str, max_source_pixel
     return resize_image(open_image(data, param, max_source_pixels), sizing, param)
 
 
+def factor_of(options: dict[str, Any]) -> int:
+    """The resize factor of merged options: qwen-vl-utils' `image_patch_size` x the merge size."""
+    return int(options.get("image_patch_size", PATCH_SIZE)) * SPATIAL_MERGE_SIZE
+
+
 def sizing_from(options: dict[str, Any]) -> ImageSizing:
-    """ImageSizing from merged options (already validated)."""
+    """ImageSizing from merged options (already validated), defaults as `fetch_image`'s."""
+    factor = factor_of(options)
     return ImageSizing(
-        min_pixels=int(options.get("min_pixels", DEFAULT_MIN_PIXELS)),
-        max_pixels=int(options.get("max_pixels", DEFAULT_MAX_PIXELS)),
+        min_pixels=int(options.get("min_pixels", IMAGE_MIN_TOKEN_NUM * factor**2)),
+        max_pixels=int(options.get("max_pixels", IMAGE_MAX_TOKEN_NUM * factor**2)),
         resized_height=options.get("resized_height"),
         resized_width=options.get("resized_width"),
+        factor=factor,
     )

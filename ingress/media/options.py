@@ -5,14 +5,16 @@ videos also `fps`, `nframes`, `min_frames`, `max_frames`, `video_start`, `video_
 `total_pixels`). ingress/request.py validates them where the client wrote them (the content
 part, its `image_url` / `video_url` object, the request's `mm_processor_kwargs`) and merges
 them per item; precedence: the part, then `mm_processor_kwargs`, then the model's `media`
-config, then qwen-vl-utils' defaults.
+config, then qwen-vl-utils' defaults. The model's family adds qwen-vl-utils'
+`image_patch_size` (`family_options`), which sets the resize factor and is part of the cache
+key; clients cannot set it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from deployments.config import MediaConfig, MediaDefaults
+from deployments.config import PATCH_SIZES, MediaConfig, MediaDefaults
 from deployments.errors import InvalidRequestError
 
 _INT_KEYS = ("min_pixels", "max_pixels", "resized_height", "resized_width")
@@ -85,6 +87,12 @@ def model_defaults(defaults: MediaDefaults, kind: str) -> dict[str, Any]:
             "max_frames": defaults.max_frames,
         }
     return {k: v for k, v in pairs.items() if v is not None}
+
+
+def family_options(family: str) -> dict[str, Any]:
+    """The family's vision patch size as qwen-vl-utils' `image_patch_size` (none for text models)."""
+    patch = PATCH_SIZES.get(family)
+    return {"image_patch_size": patch} if patch is not None else {}
 
 
 def check_pixel_bounds(options: dict[str, Any], param: str) -> None:

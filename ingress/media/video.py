@@ -3,7 +3,8 @@
 Sampling follows qwen-vl-utils' decord/torchcodec readers: `calculate_video_frame_range`
 (`video_start`/`video_end`), `smart_nframes` (`fps` or `nframes`, `min_frames`,
 `max_frames`), indices `linspace(start, end, n).round()`; resizing follows its per-frame
-pixel budget (`min_pixels`, `max_pixels`, `total_pixels`, `resized_height/width`) with an
+pixel budget (`min_pixels`, `max_pixels`, `total_pixels`, `resized_height/width`), sizes in
+multiples of the model's factor (`image_patch_size` x 2, as `fetch_video` takes it), with an
 antialiased bicubic resize. Only the frames sampled are converted to RGB. Frames come back
 as uint8 (T, H, W, 3) with the metadata vLLM's Qwen processors take.
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from deployments.config import MediaConfig
 from deployments.errors import MediaRefusedError, UnprocessableMediaError
-from ingress.media.image import FACTOR, ImageSizing, interpolate_bicubic, open_image, resize_image
+from ingress.media.image import ImageSizing, factor_of, interpolate_bicubic, open_image, resize_image
 from qwen_vl_utils.vision_process import (
     FPS_MAX_FRAMES,
     FRAME_FACTOR,
@@ -35,9 +36,6 @@ from qwen_vl_utils.vision_process import (
     smart_resize,
 )
 
-VIDEO_FRAME_MIN_PIXELS = VIDEO_MIN_TOKEN_NUM * FACTOR * FACTOR
-VIDEO_FRAME_MAX_PIXELS = VIDEO_MAX_TOKEN_NUM * FACTOR * FACTOR
-DEFAULT_TOTAL_PIXELS = MODEL_SEQ_LEN * FACTOR * FACTOR * 0.9
 VideoItem = tuple[np.ndarray, dict[str, Any]]
 
 
@@ -66,15 +64,17 @@ def sample_indices(ele: dict[str, Any], total_frames: int, video_fps: float, cap
 def resize_frames(frames: np.ndarray, options: dict[str, Any], param: str) -> np.ndarray:
     """qwen-vl-utils' video resize: per-frame budget from total_pixels, bicubic antialias (uint8)."""
     nframes, height, width, _ = frames.shape
-    min_pixels = options.get("min_pixels", VIDEO_FRAME_MIN_PIXELS)
-    total_pixels = options.get("total_pixels", DEFAULT_TOTAL_PIXELS)
-    max_pixels = max(min(VIDEO_FRAME_MAX_PIXELS, total_pixels / nframes * FRAME_FACTOR), int(min_pixels * 1.05))
+    factor = factor_of(options)
+    min_pixels = options.get("min_pixels", VIDEO_MIN_TOKEN_NUM * factor * factor)
+    total_pixels = options.get("total_pixels", MODEL_SEQ_LEN * factor * factor * 0.9)
+    frame_max_pixels = VIDEO_MAX_TOKEN_NUM * factor * factor
+    max_pixels = max(min(frame_max_pixels, total_pixels / nframes * FRAME_FACTOR), int(min_pixels * 1.05))
     max_pixels = min(options.get("max_pixels", max_pixels), max_pixels)
     try:
         if "resized_height" in options and "resized_width" in options:
-            target = smart_resize(options["resized_height"], options["resized_width"], factor=FACTOR)
+            target = smart_resize(options["resized_height"], options["resized_width"], factor=factor)
         else:
-            target = smart_resize(height, width, factor=FACTOR, min_pixels=min_pixels, max_pixels=max_pixels)
+            target = smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
     except AssertionError:  # max_pixels below the (default) min_pixels
         raise MediaRefusedError(
             f"max_pixels must be at least min_pixels ({int(min_pixels)} for video frames by default)",
@@ -179,20 +179,22 @@ def _decode_frames(data: bytes, indices: list[int]) -> tuple[np.ndarray | None, 
 def frames_video(images: list[np.ndarray], options: dict[str, Any], param: str) -> VideoItem:
     """A video given as a list of frame images (from `open_frame`), processed as qwen-vl-utils does.
 
-    qwen-vl-utils 0.0.14 resizes each frame with `fetch_image(..., image_factor)`, i.e. a
-    factor of 56, with the part's own min/max_pixels, before the video resize; kept, so the
-    sizes match (and the pixels, within the resize's tolerance).
+    qwen-vl-utils 0.0.14 resizes each frame with `fetch_image(..., image_factor)`: it passes
+    the factor where the patch size goes, so frames are first resized to multiples of twice
+    the factor (56; 64 for Qwen3-VL) with the part's own min/max_pixels, before the video
+    resize; kept, so the sizes match (and the pixels, within the resize's tolerance).
     """
     from qwen_vl_utils.vision_process import IMAGE_MAX_TOKEN_NUM, IMAGE_MIN_TOKEN_NUM
 
-    frame_factor = FACTOR * 2
+    frame_factor = factor_of(options) * 2
     sizing = ImageSizing(
         min_pixels=options.get("min_pixels", IMAGE_MIN_TOKEN_NUM * frame_factor**2),
         max_pixels=options.get("max_pixels", IMAGE_MAX_TOKEN_NUM * frame_factor**2),
         resized_height=options.get("resized_height"),
         resized_width=options.get("resized_width"),
+        factor=frame_factor,
     )
-    arrays = [resize_image(image, sizing, param, frame_factor) for image in images]
+    arrays = [resize_image(image, sizing, param) for image in images]
     if len({a.shape for a in arrays}) != 1:
         raise UnprocessableMediaError("The frames of a video must all have the same size", param,
                                       code="invalid_video")

@@ -85,11 +85,22 @@ def test_gpu_config_autoscales_bounds_queues_and_drains():
         assert options["graceful_shutdown_timeout_s"] >= 60
 
 
+def _commented_model(name: str) -> dict:
+    """The commented-out model `name` of serve_config.yaml: its `# - name:` line and the
+    indented `#   ...` lines under it (the prose comments around it are not YAML)."""
+    lines = (ROOT / "serve_config.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == f"# - name: {name}")
+    block = [lines[start].strip()[2:]]
+    for line in lines[start + 1:]:
+        if not line.strip().startswith("#   "):
+            break
+        block.append(line.strip()[2:])
+    (model,) = yaml.safe_load("\n".join(block))
+    return model
+
+
 def test_commented_7b_block_is_valid_tensor_parallel_2():
-    text = (ROOT / "serve_config.yaml").read_text()
-    start = text.index("# - name: Qwen/Qwen2.5-VL-7B-Instruct")
-    lines = [line.strip()[2:] for line in text[start:].splitlines() if line.strip().startswith("#")]
-    (model,) = yaml.safe_load("\n".join(lines))
+    model = _commented_model("Qwen/Qwen2.5-VL-7B-Instruct")
     args = _gpu_args()
     args["models"].append(model)
     config = AppConfig.model_validate(args)
@@ -98,3 +109,11 @@ def test_commented_7b_block_is_valid_tensor_parallel_2():
     assert options["placement_group_bundles"] == [{"CPU": 4, "GPU": 1}, {"GPU": 1}]
     assert options["placement_group_strategy"] == "STRICT_PACK"
     assert options["autoscaling_config"]["min_replicas"] == 0  # scale to zero
+
+
+def test_commented_qwen3_vl_block_is_a_valid_model():
+    model = _commented_model("Qwen/Qwen3-VL-4B-Instruct")
+    args = _gpu_args()
+    args["models"].append(model)
+    config = AppConfig.model_validate(args).models[-1]
+    assert config.family == "qwen3-vl" and config.accepts_images

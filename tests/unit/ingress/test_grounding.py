@@ -52,3 +52,13 @@ async def test_text_only_answers_have_no_grounding_field(http, servers):
     servers["tiny-qwen2.5-vl"]._engine.answer = '[{"bbox_2d": [0, 0, 28, 28]}]'
     body = {"model": "tiny-qwen2.5-vl", "messages": [{"role": "user", "content": "no image"}]}
     assert "grounding" not in (await http.post("/v1/chat/completions", json=body)).json()["choices"][0]["message"]
+
+
+def test_qwen3_vl_json_boxes_are_relative_to_a_1000_grid_whatever_the_image_size():
+    """Qwen3-VL's bbox_2d is on 0..1000 of the image, not in the resized image's pixels."""
+    text = '```json\n[{"bbox_2d": [250, 100, 750, 1000], "label": "dog"}]\n```'
+    for image in (IMAGE_56x112, [np.zeros((640, 320, 3), dtype=np.uint8)]):
+        assert grounder_for("qwen3-vl", image)(text) == [{"label": "dog", "box": [0.25, 0.1, 0.75, 1.0]}]
+    assert grounder_for("qwen3-vl", IMAGE_56x112)('{"bbox_2d": [0, 0, 1200, 500]}') == [
+        {"label": None, "box": [0.0, 0.0, 1.0, 0.5]}]  # clipped
+    assert grounder_for("qwen3-vl", IMAGE_56x112)("(100,200),(500,1000)") == []  # not its format

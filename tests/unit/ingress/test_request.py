@@ -180,3 +180,69 @@ async def test_developer_messages_are_system_and_earlier_tool_calls_keep_their_i
     prompt = servers["tiny-qwen2.5-vl"]._engine.prompts[-1]["prompt"]
     assert prompt.startswith("<|im_start|>system\nBe brief.")
     assert '"arguments": "not json"' in prompt  # not JSON: printed as the text it is
+
+
+# -- Qwen3-VL: the family's factor (32) and its video pixel budget over all frames ----------
+
+
+@pytest.fixture
+async def qwen3(tiny_cache):
+    """(http client, {name: fake-engine server}) of an app serving a Qwen3-VL and a Qwen2-VL model."""
+    import httpx
+
+    from deployments.config import AppConfig
+    from ingress.app import create_api
+    from ingress.router import ModelRouter
+    from tests.fakes import LocalModelClient, start_fake_server
+
+    config = AppConfig.model_validate(
+        {"models": [{"name": "tiny-qwen3-vl", "family": "qwen3-vl", "source": "tiny://qwen3-vl"},
+                    {"name": "tiny-qwen2-vl", "family": "qwen2-vl", "source": "tiny://qwen2-vl"}]}
+    )
+    servers = {m.name: await start_fake_server(m) for m in config.models}
+    router = ModelRouter.from_clients(config, {name: LocalModelClient(s) for name, s in servers.items()})
+    transport = httpx.ASGITransport(app=create_api(config, router))
+    async with httpx.AsyncClient(transport=transport, base_url="http://ingress.test") as http:
+        yield http, servers
+
+
+async def test_qwen3_vl_images_and_videos_reach_the_engine_in_32_pixel_units(qwen3):
+    from qwen_vl_utils.vision_process import fetch_image
+
+    http, servers = qwen3
+    server = servers["tiny-qwen3-vl"]
+    image = Image.new("RGB", (300, 200), "navy")
+    video = {"type": "video_url", "video_url": {"url": data_url(make_video(seconds=2.0, fps=10), "video/mp4")},
+             "fps": 2.0}
+    body = {**_content(image_part(data_url(png_bytes(image))), video, model="tiny-qwen3-vl"), "max_tokens": 1}
+    response = await http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    prompt = server._engine.prompts[-1]
+    (sent,) = prompt["multi_modal_data"]["image"]
+    assert sent.shape[:2] == fetch_image({"image": image}, image_patch_size=16).size[::-1] == (192, 288)
+    ((frames, metadata),) = prompt["multi_modal_data"]["video"]
+    assert frames.shape[1] % 32 == 0 and frames.shape[2] % 32 == 0 and len(frames) == 4
+    assert metadata["fps"] == 10.0 and metadata["frames_indices"] == [0, 6, 13, 19]
+    # Qwen3-VL's video processor bounds frames x height x width: the processor's bracket is
+    # the video's volume, so its resize keeps the frames as they are.
+    response = await http.post("/v1/chat/completions", json={**_content(video, model="tiny-qwen3-vl"), "max_tokens": 1})
+    assert response.status_code == 200, response.text
+    prompt = server._engine.prompts[-1]
+    ((frames, _),) = prompt["multi_modal_data"]["video"]
+    volume = len(frames) * frames.shape[1] * frames.shape[2]
+    assert prompt["mm_processor_kwargs"]["min_pixels"] == prompt["mm_processor_kwargs"]["max_pixels"] == volume
+
+
+async def test_qwen3_vl_patch_size_is_the_model_s_not_the_client_s(qwen3):
+    """The same image for both models through one media cache: 96x96 (32s) for Qwen3-VL,
+    112x112 (28s) for Qwen2-VL, whatever the client writes."""
+    http, servers = qwen3
+    part = {**image_part(image_data_url(100, 100)), "image_patch_size": 14}
+    for model, side in [("tiny-qwen3-vl", 96), ("tiny-qwen2-vl", 112), ("tiny-qwen3-vl", 96)]:
+        response = await http.post("/v1/chat/completions", json={**_content(part, model=model), "max_tokens": 1})
+        assert response.status_code == 200, response.text
+        (sent,) = servers[model]._engine.prompts[-1]["multi_modal_data"]["image"]
+        assert sent.shape[:2] == (side, side)
+    bad = {**_content(image_part(image_data_url(64, 64)), model="tiny-qwen3-vl"), "mm_processor_kwargs": {"image_patch_size": 14}}
+    response = await http.post("/v1/chat/completions", json=bad)
+    assert response.status_code == 400 and response.json()["error"]["param"] == "mm_processor_kwargs.image_patch_size"

@@ -13,7 +13,7 @@ from deployments.checkpoints import tiny
 from deployments.checkpoints.tiny import TINY_FAMILIES, VOCAB_SIZE, build_tiny_checkpoint, resolve_tiny
 
 VL_FAMILIES = ("qwen2-vl", "qwen2.5-vl")
-TOOL_FAMILIES = ("qwen2.5-vl", "qwen2")
+TOOL_FAMILIES = ("qwen2.5-vl", "qwen3-vl", "qwen2")
 VISION_PLACEHOLDER = "<|vision_start|><|image_pad|><|vision_end|>"
 # The special tokens every family has, in Qwen's id order.
 QWEN_SPECIALS = [
@@ -257,9 +257,9 @@ def _fake_build(family: str, out_dir: Path, seed: int = 0) -> Path:
     return out_dir
 
 
-@pytest.mark.parametrize("uri", ["tiny://qwen3-vl", "tiny://", "tiny://Qwen2-VL"])
+@pytest.mark.parametrize("uri", ["tiny://qwen4-vl", "tiny://", "tiny://Qwen2-VL"])
 def test_unknown_family_names_the_valid_ones(tmp_path, uri):
-    with pytest.raises(ValueError, match=r"qwen2-vl, qwen2\.5-vl, qwen2"):
+    with pytest.raises(ValueError, match=r"qwen2-vl, qwen2\.5-vl, qwen3-vl, qwen2"):
         resolve_tiny(uri, tmp_path)
     assert not (tmp_path / "tiny").exists()
 
@@ -269,3 +269,72 @@ def test_non_tiny_uri_and_bad_family_to_builder(tmp_path):
         resolve_tiny("hf://Qwen/Qwen2-VL-2B-Instruct", tmp_path)
     with pytest.raises(ValueError, match="valid: qwen2-vl"):
         build_tiny_checkpoint("llama", tmp_path / "x")
+
+
+# -- Qwen3-VL: its own patch size, M-RoPE layout, DeepStack, template and video timestamps ----
+
+
+def test_qwen3_vl_config_keeps_the_real_layout_at_tiny_sizes(checkpoints):
+    from transformers import AutoTokenizer
+
+    path = checkpoints["qwen3-vl"]
+    config, tokenizer = _config(path), AutoTokenizer.from_pretrained(path)
+    assert config["architectures"] == ["Qwen3VLForConditionalGeneration"]
+    for key, token in [("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
+                       ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>")]:
+        assert config[key] == tokenizer.convert_tokens_to_ids(token), key
+    text, vision = config["text_config"], config["vision_config"]
+    rope = text["rope_parameters"]
+    assert rope["mrope_interleaved"] is True and sum(rope["mrope_section"]) * 2 == text["head_dim"]
+    assert vision["patch_size"] == 16 and vision["spatial_merge_size"] == 2
+    assert vision["out_hidden_size"] == text["hidden_size"]
+    assert vision["deepstack_visual_indexes"] == [0, 1] and len(vision["deepstack_visual_indexes"]) <= (
+        text["num_hidden_layers"])
+    assert int(vision["num_position_embeddings"] ** 0.5) ** 2 == vision["num_position_embeddings"]
+
+
+def test_qwen3_vl_template_has_no_default_system_prompt(checkpoints):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(checkpoints["qwen3-vl"])
+    text = tokenizer.apply_chat_template(_image_message(), tokenize=False, add_generation_prompt=True)
+    assert text == f"<|im_start|>user\n{VISION_PLACEHOLDER}Describe the image.<|im_end|>\n<|im_start|>assistant\n"
+    system = [{"role": "system", "content": "Be brief."}, *_image_message()]
+    assert tokenizer.apply_chat_template(system, tokenize=False).startswith("<|im_start|>system\nBe brief.<|im_end|>")
+
+
+def test_qwen3_vl_processor_uses_32_pixel_units_and_writes_frame_timestamps(checkpoints):
+    import numpy as np
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(checkpoints["qwen3-vl"])
+    assert type(processor).__name__ == "Qwen3VLProcessor"
+    assert type(processor.video_processor).__name__ == "Qwen3VLVideoProcessor"
+    text = processor.apply_chat_template(_image_message(), tokenize=False)
+    inputs = processor(text=[text], images=[Image.new("RGB", (320, 256), "white")], return_tensors="np")
+    assert inputs["image_grid_thw"].tolist() == [[1, 16, 20]]  # 256 / 16, 320 / 16
+    assert (inputs["input_ids"][0] == processor.image_token_id).sum() == 16 * 20 // 4
+
+    video = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "?"}]}]
+    text = processor.apply_chat_template(video, tokenize=False)
+    frames = np.zeros((4, 64, 64, 3), dtype=np.uint8)
+    metadata = {"fps": 2.0, "frames_indices": [0, 2, 4, 6], "total_num_frames": 8, "duration": 4.0}
+    inputs = processor(text=[text], videos=[frames], video_metadata=[metadata], do_sample_frames=False,
+                       return_tensors="np")
+    assert inputs["video_grid_thw"].tolist() == [[2, 4, 4]]
+    decoded = processor.tokenizer.decode(inputs["input_ids"][0])
+    assert "<0.5 seconds>" in decoded and "<2.5 seconds>" in decoded  # frames (0, 2) and (4, 6) at 2 fps
+
+
+def test_qwen3_vl_weights_load_and_generate_in_transformers(checkpoints):
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    path = checkpoints["qwen3-vl"]
+    processor = AutoProcessor.from_pretrained(path)
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32).eval()
+    text = processor.apply_chat_template(_image_message(), tokenize=False, add_generation_prompt=True)
+    inputs = processor(text=[text], images=[Image.new("RGB", (256, 256), "red")], return_tensors="pt")
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=3, do_sample=False)
+    assert out.shape[1] > inputs["input_ids"].shape[1]

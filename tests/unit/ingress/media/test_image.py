@@ -98,3 +98,32 @@ async def test_bombs_and_corrupt_bytes():
     await refused(resolver.image(data_url(truncated), {}, "p"), 422, "invalid_image")
     await refused(resolver.video(data_url(b"\x00" * 1000, "video/mp4"), {}, "p"), 422, "invalid_video")
     await refused(resolver.image("data:image/png;base64,@@@", {}, "p"), 400)
+
+
+@pytest.mark.parametrize("options", [{}, {"max_pixels": 32 * 32 * 4}, {"min_pixels": 32 * 32 * 64},
+                                     {"resized_height": 100, "resized_width": 60}])
+async def test_qwen3_vl_images_match_fetch_image_with_patch_16(options):
+    """Qwen3-VL's factor: qwen-vl-utils' `image_patch_size=16`, i.e. multiples of 32, and its
+    default pixel range scales with it (4..16384 tokens of 32x32)."""
+    from qwen_vl_utils import fetch_image
+
+    data = png_bytes(Image.fromarray(np.random.default_rng(3).integers(0, 256, (70, 130, 3), dtype=np.uint8)))
+    expected = np.asarray(fetch_image({"image": data_url(data), **options}, image_patch_size=16))
+    got = await MediaResolver().image(data_url(data), {**options, "image_patch_size": 16}, "p")
+    assert got.shape == expected.shape and got.shape[0] % 32 == 0 and got.shape[1] % 32 == 0
+    assert_close(got, expected, IMAGE_MAX_DIFF, IMAGE_MAX_MEAN)
+
+
+@pytest.mark.parametrize("size", [(70, 130), (1000, 30), (4000, 3000), (20, 20), (333, 517)])
+@pytest.mark.parametrize("patch", [14, 16])
+def test_sizing_targets_equal_smart_resize_with_the_patch_factor(size, patch):
+    from qwen_vl_utils.vision_process import IMAGE_MAX_TOKEN_NUM, IMAGE_MIN_TOKEN_NUM, smart_resize
+
+    from ingress.media.image import sizing_from
+
+    factor = patch * 2
+    expected = smart_resize(*size, factor=factor, min_pixels=IMAGE_MIN_TOKEN_NUM * factor**2,
+                            max_pixels=IMAGE_MAX_TOKEN_NUM * factor**2)
+    assert sizing_from({"image_patch_size": patch}).target(*size) == expected
+    if patch == 14:  # no patch size named: Qwen2/2.5-VL's
+        assert sizing_from({}).target(*size) == expected

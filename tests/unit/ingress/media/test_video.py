@@ -58,3 +58,32 @@ async def test_video_caps(video_bytes):
     frames, _ = await MediaResolver(MediaConfig(max_video_frames=4)).video(url, {"fps": 10.0}, "p")
     assert frames.shape[0] == 4
     await refused(MediaResolver().video(url, {"video_start": 2.9, "video_end": 1.0}, "p"), 400)
+
+
+@pytest.mark.parametrize("options", [{"fps": 2.0}, {"nframes": 4, "min_pixels": 32 * 32 * 2, "max_pixels": 32 * 32 * 4},
+                                     {"fps": 4.0, "total_pixels": 32 * 32 * 40}])
+async def test_qwen3_vl_videos_match_fetch_video_with_patch_16(options, video_bytes, tmp_path):
+    from qwen_vl_utils import fetch_video
+
+    use_pyav_decord()
+    path = tmp_path / "v.mp4"
+    path.write_bytes(video_bytes)
+    expected, meta = fetch_video({"video": f"file://{path}", **options}, image_patch_size=16,
+                                 return_video_metadata=True)
+    frames, metadata = await MediaResolver().video(data_url(video_bytes, "video/mp4"),
+                                                   {**options, "image_patch_size": 16}, "p")
+    assert frames.shape[1] % 32 == 0 and frames.shape[2] % 32 == 0
+    assert_close(frames, expected.permute(0, 2, 3, 1).numpy(), VIDEO_MAX_DIFF, VIDEO_MAX_MEAN)
+    assert metadata["frames_indices"] == list(meta["frames_indices"]) and metadata["fps"] == meta["fps"]
+
+
+async def test_qwen3_vl_frame_list_video_matches_fetch_video_with_patch_16():
+    """qwen-vl-utils resizes listed frames with factor 64 (2 x 32) first, then the video resize."""
+    from qwen_vl_utils import fetch_video
+
+    urls = [image_data_url(150, 90, seed=i) for i in range(3)]
+    options = {"min_pixels": 32 * 32 * 4, "max_pixels": 32 * 32 * 16}
+    expected = fetch_video({"video": urls, **options}, image_patch_size=16)
+    frames, _ = await MediaResolver().video(urls, {**options, "image_patch_size": 16}, "p")
+    assert frames.shape[0] == 4 and frames.shape[1] % 32 == 0
+    assert_close(frames, expected.permute(0, 2, 3, 1).numpy(), VIDEO_MAX_DIFF, VIDEO_MAX_MEAN)
