@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
@@ -41,10 +41,14 @@ class MediaCache:
     the budget is not kept.
     """
 
-    def __init__(self, max_bytes: int, max_entries: int = 4096, ttl_s: float = 600.0) -> None:
+    def __init__(
+        self, max_bytes: int, max_entries: int = 4096, ttl_s: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_bytes = max_bytes
         self.max_entries = max_entries
         self.ttl_s = ttl_s
+        self._clock = clock
         self.bytes = 0
         self._entries: OrderedDict[Hashable, tuple[Any, int, float]] = OrderedDict()  # value, size, expiry
         self.hits = 0
@@ -52,7 +56,7 @@ class MediaCache:
 
     def get(self, key: Hashable) -> Any | None:
         entry = self._entries.get(key)
-        if entry is not None and entry[2] <= time.monotonic():
+        if entry is not None and entry[2] <= self._clock():
             self._drop(key)
             entry = None
         if entry is None:
@@ -68,7 +72,7 @@ class MediaCache:
             return value
         frozen(value)
         self._drop(key)
-        self._entries[key] = (value, size, time.monotonic() + self.ttl_s)
+        self._entries[key] = (value, size, self._clock() + self.ttl_s)
         self.bytes += size
         while (self.bytes > self.max_bytes or len(self._entries) > self.max_entries) and self._entries:
             self._drop(next(iter(self._entries)))

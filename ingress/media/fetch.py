@@ -44,8 +44,6 @@ _METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-d
 _METADATA_IPS = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254")
 )
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known prefix: the last 32 bits are an IPv4 address
-_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # local-use NAT64 (RFC 8215)
 
 
 class ForbiddenAddressError(Exception):
@@ -78,9 +76,9 @@ class AddressPolicy:
     def allows(self, address: str) -> bool:
         """Only globally routable unicast addresses (ipaddress' `is_global`), unless allowed.
 
-        On top of `is_global`: multicast, reserved, deprecated site-local (fec0::/10, which
-        `is_global` lets through) and cloud metadata addresses are refused, and an IPv4
-        address inside an IPv6 one (6to4, NAT64) must itself be allowed.
+        On top of `is_global`: multicast, reserved (NAT64's 64:ff9b::/96 among them),
+        deprecated site-local (fec0::/10, which `is_global` lets through) and cloud metadata
+        addresses are refused, and the IPv4 address inside a 6to4 one must itself be allowed.
         """
         ip = ipaddress.ip_address(address.split("%", 1)[0])
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
@@ -88,8 +86,7 @@ class AddressPolicy:
         if self.allow_all_private or any(ip in net for net in self.allowed_networks):
             return True
         if isinstance(ip, ipaddress.IPv6Address):
-            embedded = ip.sixtofour or (ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in _NAT64 else None)
-            if ip.is_site_local or ip in _NAT64_LOCAL or (embedded is not None and not self.allows(str(embedded))):
+            if ip.is_site_local or (ip.sixtofour is not None and not self.allows(str(ip.sixtofour))):
                 return False
         return ip.is_global and not (
             ip in _METADATA_IPS or ip.is_private or ip.is_loopback or ip.is_link_local

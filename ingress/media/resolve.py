@@ -111,9 +111,10 @@ class MediaResolver:
             async with asyncio.timeout(budget.remaining_s()):
                 resolved = await asyncio.gather(*tasks)
         except TimeoutError:
-            late = next((item.param for task, (_, item) in zip(tasks, items) if not task.done()), None)
-            error = budget.timeout(late)
-            record_media_refusal("video" if late in {v.param for v in videos} else "image", error.code)
+            # the first item still at work (cancelled by the timeout) names the error
+            late = next((i for i, task in enumerate(tasks) if task.cancelled() or not task.done()), 0)
+            error = budget.timeout(items[late][1].param)
+            record_media_refusal("image" if late < len(images) else "video", error.code)
             raise error from None
         finally:
             for task in tasks:
