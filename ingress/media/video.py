@@ -204,12 +204,11 @@ def _decode_frames(
     charged to the request's budget (its deadline too); a sampled frame is converted at
     full size and resized at once, so only one full-size frame is held at a time.
     """
-    wanted: dict[int, int] = {}
-    for i in indices:
-        wanted[i] = wanted.get(i, 0) + 1
+    slots: dict[int, list[int]] = {}  # source frame -> its positions in the output
+    for position, index in enumerate(indices):
+        slots.setdefault(index, []).append(position)
     last = max(indices)
-    out: list[np.ndarray] = []
-    size: tuple[int, int] | None = None
+    out: np.ndarray | None = None  # filled in place: no list of frames to stack
     count = 0
     with _open(data, config) as container:
         stream = container.streams.video[0]
@@ -218,20 +217,20 @@ def _decode_frames(
         for frame in container.decode(stream):
             _check_frame_size(frame.width, frame.height, config, param)
             budget.charge(frame.width * frame.height, param)
-            if count in wanted:
-                if size is None:
+            if count in slots:
+                if out is None:
+                    target = frame_target(len(indices), frame.height, frame.width, options, param)
                     size = (frame.height, frame.width)
-                    target = frame_target(len(indices), *size, options, param)
+                    out = np.empty((len(indices), *target, 3), np.uint8)
                 elif size != (frame.height, frame.width):
                     raise UnprocessableMediaError(
                         "The video's frame size changes between sampled frames", param, code="invalid_video"
                     )
                 rgb = np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
-                resized = _resized(rgb.reshape(1, *rgb.shape), target)[0]
-                out.extend([resized] * wanted[count])
+                out[slots[count]] = _resized(rgb.reshape(1, *rgb.shape), target)[0]
             count += 1
             if count > last:
-                return np.stack(out), count
+                return out, count
     return None, count
 
 
