@@ -168,7 +168,8 @@ def _open(data: bytes, config: MediaConfig):  # noqa: ANN202 - av.container.Inpu
     """
     import av
 
-    container = av.open(io.BytesIO(data), mode="r", container_options={"format_whitelist": ",".join(config.video_formats)})
+    allowed = ",".join(config.video_formats)
+    container = av.open(io.BytesIO(data), mode="r", container_options={"format_whitelist": allowed})
     if not set(container.format.name.split(",")) & set(config.video_formats):  # belt and braces
         container.close()
         raise ValueError("container format not allowed")

@@ -132,7 +132,8 @@ def test_a_concat_playlist_as_video_is_refused(serve_url, media_dir):
     """FFmpeg's concat demuxer would read files relative to the replica's working directory."""
     playlist = f"ffconcat version 1.0\nfile {media_dir}/clip.mp4\nfile clip.mp4\n".encode()
     (media_dir / "clip.mp4").write_bytes(make_video(seconds=1.0, fps=4))
-    content = [{"type": "video_url", "video_url": {"url": data_url(playlist, "video/mp4")}}, {"type": "text", "text": "?"}]
+    video = {"type": "video_url", "video_url": {"url": data_url(playlist, "video/mp4")}}
+    content = [video, {"type": "text", "text": "?"}]
     response = _chat(serve_url, content)
     assert response.status_code == 422, response.text
     error = response.json()["error"]
