@@ -286,6 +286,43 @@ class MediaConfig(_Strict):
     cache_max_bytes: int = Field(
         default=256 * 1024 * 1024, ge=0, description="Bytes of decoded media kept for reuse (0 = no cache)."
     )
+    cache_max_entries: int = Field(default=4096, ge=1, description="Most entries of the media cache.")
+    cache_ttl_s: float = Field(default=600.0, gt=0, description="Seconds a cached download or decode is reused.")
+    request_deadline_s: float = Field(
+        default=60.0, gt=0,
+        description="Time limit of all media work of one request (fetch, decode, resize; 504 beyond).",
+    )
+    max_fetches_per_request: int = Field(default=8, ge=1, description="Downloads one request runs at once.")
+    max_fetches_per_host: int = Field(
+        default=16, ge=1, description="Downloads from one host name at once, over all requests of a replica."
+    )
+    max_connections: int = Field(default=64, ge=1, description="Open connections of a replica's media downloads.")
+    io_threads: int = Field(
+        default=8, ge=1, description="Threads for DNS look-ups and local file reads (their own pool, per replica)."
+    )
+    decode_threads: int = Field(
+        default=2, ge=1,
+        description="Images and videos decoded at once per replica (their own thread pool; more wait their turn).",
+    )
+    video_codec_threads: int = Field(default=2, ge=1, description="FFmpeg threads decoding one video.")
+    video_formats: list[str] = Field(
+        default_factory=lambda: ["mov", "mp4", "matroska", "webm", "avi", "mpegts", "mpeg", "gif", "flv", "ogg"],
+        min_length=1,
+        description=(
+            "FFmpeg demuxers a `video` may be read with; others (concat playlists, sdp, hls, images, ...) "
+            "are refused before FFmpeg reads the data."
+        ),
+    )
+    max_video_list_frames: int = Field(
+        default=128, ge=1, description="Most frame images of a video given as a list of images."
+    )
+    max_request_decoded_pixels: int = Field(
+        default=16 * 1024**3, ge=1,
+        description=(
+            "Source pixels one request may decode, over its images and every video frame decoded "
+            "(sampled or not); bounds the CPU a request costs."
+        ),
+    )
 
 
 class IngressConfig(_Strict):

@@ -74,11 +74,18 @@ class MediaRefusedError(InvalidRequestError):
         "video_not_supported", "unsupported_media_source", "invalid_media_url", "media_url_forbidden",
         "media_path_forbidden", "media_not_found", "media_fetch_failed", "media_fetch_timeout",
         "media_too_many_redirects", "invalid_video_options", "invalid_image", "invalid_video",
+        "unsupported_content_encoding", "media_timeout",
     })
 
 
 class UnprocessableMediaError(MediaRefusedError, status=422):
     """Media were fetched but cannot be decoded or processed."""
+
+
+class MediaTimeoutError(MediaRefusedError, status=504):
+    """The media of a request took longer than the server's per-request deadline."""
+
+    error_type = "timeout_error"
 
 
 class EngineUnavailableError(ServeError, status=503):

@@ -7,6 +7,13 @@ the very address it checked (no second resolution an attacker could rebind). Red
 followed by hand, re-checking scheme and domain each hop, up to `max_redirects`. Proxies
 from the environment are ignored (a proxy would hide the real destination). Downloads are
 streamed and cut at the byte cap; the whole download is bounded by `fetch_timeout_s`.
+
+Isolation between clients: downloads ask for `Accept-Encoding: identity` and refuse any
+other encoding (a 1.8 kB double-gzip body would otherwise unpack a whole network chunk at a
+time, gigabytes, before the byte cap is checked); the client keeps no cookies (one client
+serves every user); at most `max_fetches_per_host` downloads run per host at once; DNS
+look-ups and local file reads run on their own bounded thread pool (`io_threads`), never on
+the event loop's default one that decoding and other work share.
 """
 
 from __future__ import annotations
@@ -14,10 +21,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import functools
+import http.cookiejar
 import ipaddress
 import os
 import socket
 import urllib.parse
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,34 +74,38 @@ class AddressPolicy:
         return cls(False, tuple(ipaddress.ip_network(n, strict=False) for n in value))
 
     def allows(self, address: str) -> bool:
+        """Only globally routable unicast addresses (ipaddress' `is_global`), unless allowed.
+
+        On top of `is_global`: multicast, reserved (NAT64's 64:ff9b::/96 among them),
+        deprecated site-local (fec0::/10, which `is_global` lets through) and cloud metadata
+        addresses are refused, and the IPv4 address inside a 6to4 one must itself be allowed.
+        """
         ip = ipaddress.ip_address(address.split("%", 1)[0])
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
         if self.allow_all_private or any(ip in net for net in self.allowed_networks):
             return True
-        return not (
-            ip in _METADATA_IPS
-            or ip.is_private
-            or ip.is_loopback
-            or ip.is_link_local
-            or ip.is_multicast
-            or ip.is_reserved
-            or ip.is_unspecified
-            or (isinstance(ip, ipaddress.IPv4Address) and ip in ipaddress.ip_network("100.64.0.0/10"))
-            or (isinstance(ip, ipaddress.IPv6Address) and ip.sixtofour is not None
-                and not self.allows(str(ip.sixtofour)))
+        if isinstance(ip, ipaddress.IPv6Address):
+            if ip.is_site_local or (ip.sixtofour is not None and not self.allows(str(ip.sixtofour))):
+                return False
+        return ip.is_global and not (
+            ip in _METADATA_IPS or ip.is_private or ip.is_loopback or ip.is_link_local
+            or ip.is_multicast or ip.is_reserved or ip.is_unspecified
         )
 
 
 class _GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Resolves, checks and connects to the checked address (no DNS rebinding window)."""
+    """Resolves (on `resolver`, a bounded pool), checks, and connects to the checked address
+    (no DNS rebinding window)."""
 
-    def __init__(self, policy: AddressPolicy) -> None:
+    def __init__(self, policy: AddressPolicy, resolver: ThreadPoolExecutor | None = None) -> None:
         self._policy = policy
+        self._resolver = resolver
         self._inner = httpcore.AnyIOBackend()
 
     async def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):  # noqa: ANN001, ANN201
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        lookup = functools.partial(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+        infos = await asyncio.get_running_loop().run_in_executor(self._resolver, lookup)
         addresses = list(dict.fromkeys(info[4][0] for info in infos))
         if not addresses:
             raise ForbiddenAddressError("no address")
@@ -111,20 +127,64 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def _guarded_client(policy: AddressPolicy, timeout_s: float) -> httpx.AsyncClient:
+class _NoCookies(http.cookiejar.CookiePolicy):
+    """Keeps and sends no cookies: one client downloads for every user of the replica."""
+
+    netscape, rfc2965, hide_cookie2 = True, False, True
+
+    def set_ok(self, cookie, request) -> bool:  # noqa: ANN001 - http.cookiejar's signature
+        return False
+
+    def return_ok(self, cookie, request) -> bool:  # noqa: ANN001
+        return False
+
+    def domain_return_ok(self, domain, request) -> bool:  # noqa: ANN001
+        return False
+
+    def path_return_ok(self, path, request) -> bool:  # noqa: ANN001
+        return False
+
+
+def _guarded_client(
+    policy: AddressPolicy, timeout_s: float, max_connections: int = 64, resolver: ThreadPoolExecutor | None = None
+) -> httpx.AsyncClient:
     transport = httpx.AsyncHTTPTransport(trust_env=False, retries=0)
     # httpx does not expose httpcore's network backend; swap its private pool for one that
     # uses ours (tests/unit/ingress/media/test_fetch.py fails if httpx renames `_pool`).
     transport._pool = httpcore.AsyncConnectionPool(
         ssl_context=httpx.create_ssl_context(),
-        max_connections=64,
-        max_keepalive_connections=16,
+        max_connections=max_connections,
+        max_keepalive_connections=min(16, max_connections),
         keepalive_expiry=5.0,
-        network_backend=_GuardedBackend(policy),
+        network_backend=_GuardedBackend(policy, resolver),
     )
     return httpx.AsyncClient(
-        transport=transport, trust_env=False, follow_redirects=False, timeout=httpx.Timeout(timeout_s)
+        transport=transport, trust_env=False, follow_redirects=False, timeout=httpx.Timeout(timeout_s),
+        headers={"accept-encoding": "identity"}, cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
     )
+
+
+class _HostSlots:
+    """At most `limit` downloads per host name at once; a host's semaphore lives while used."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._hosts: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def slot(self, host: str) -> AsyncIterator[None]:
+        semaphore, users = self._hosts.setdefault(host, (asyncio.Semaphore(self._limit), [0]))
+        users[0] += 1
+        try:
+            async with semaphore:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._hosts[host]
+
+    def __len__(self) -> int:
+        return len(self._hosts)
 
 
 class MediaFetcher:
@@ -135,16 +195,21 @@ class MediaFetcher:
         self.policy = AddressPolicy.from_config(config)
         self._client: httpx.AsyncClient | None = None
         self._local_dirs = [Path(os.path.realpath(d)) for d in config.allowed_local_dirs]
+        self._io = ThreadPoolExecutor(config.io_threads, thread_name_prefix="media-io")
+        self.hosts = _HostSlots(config.max_fetches_per_host)
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = _guarded_client(self.policy, self.config.fetch_timeout_s)
+            self._client = _guarded_client(
+                self.policy, self.config.fetch_timeout_s, self.config.max_connections, self._io
+            )
         return self._client
 
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        self._io.shutdown(wait=False, cancel_futures=True)
 
     # -- public ---------------------------------------------------------------------------
 
@@ -170,7 +235,7 @@ class MediaFetcher:
         if kind == "http":
             return await self._download(ref, param, max_bytes)
         if kind == "file":
-            return await asyncio.to_thread(self._read_local, ref, param, max_bytes)
+            return await asyncio.get_running_loop().run_in_executor(self._io, self._read_local, ref, param, max_bytes)
         scheme = ref.split(":", 1)[0]
         raise MediaRefusedError(
             f"Media URLs of scheme {scheme[:16]!r} are not supported; use http(s), data or an allowed local path",
@@ -240,7 +305,8 @@ class MediaFetcher:
 
     async def _download(self, url: str, param: str, max_bytes: int) -> bytes:
         try:
-            return await asyncio.wait_for(self._follow(url, max_bytes), self.config.fetch_timeout_s)
+            async with asyncio.timeout(self.config.fetch_timeout_s):  # not wait_for: see batching.py
+                return await self._follow(url, max_bytes)
         except _FetchRefused as exc:
             raise MediaRefusedError(exc.message, param, code=exc.code) from None
         except ForbiddenAddressError:
@@ -257,29 +323,37 @@ class MediaFetcher:
     async def _follow(self, url: str, max_bytes: int) -> bytes:
         current = self._check_url(url)
         for _ in range(self.config.max_redirects + 1):
-            async with self._http().stream("GET", current) as response:
+            async with self.hosts.slot(current.host), self._http().stream("GET", current) as response:
                 if response.is_redirect:
                     location = response.headers.get("location")
                     if not location:
                         raise _FetchRefused("The media URL redirected nowhere", "media_fetch_failed")
                     current = self._check_url(str(current.join(location)))
                     continue
-                if response.status_code != 200:
-                    raise _FetchRefused(
-                        f"Fetching the media failed with HTTP status {response.status_code}", "media_fetch_failed"
-                    )
-                declared = response.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > max_bytes:
-                    raise _FetchRefused(f"The media is larger than {max_bytes} bytes", "media_too_large")
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > max_bytes:
-                        raise _FetchRefused(f"The media is larger than {max_bytes} bytes", "media_too_large")
-                return bytes(body)
+                return await _body(response, max_bytes)
         raise _FetchRefused(
             f"The media URL redirected more than {self.config.max_redirects} times", "media_too_many_redirects"
         )
+
+
+async def _body(response: httpx.Response, max_bytes: int) -> bytes:
+    """The raw body of a 200 response, uncompressed only, cut at `max_bytes`."""
+    if response.status_code != 200:
+        raise _FetchRefused(f"Fetching the media failed with HTTP status {response.status_code}", "media_fetch_failed")
+    if response.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
+        raise _FetchRefused(
+            "The media server sent a compressed response (Content-Encoding); only uncompressed "
+            "(identity) downloads are accepted", "unsupported_content_encoding",
+        )
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise _FetchRefused(f"The media is larger than {max_bytes} bytes", "media_too_large")
+    body = bytearray()
+    async for chunk in response.aiter_raw():  # raw: nothing is unpacked
+        body += chunk
+        if len(body) > max_bytes:
+            raise _FetchRefused(f"The media is larger than {max_bytes} bytes", "media_too_large")
+    return bytes(body)
 
 
 def decode_data_url(url: str, param: str, max_bytes: int) -> bytes:

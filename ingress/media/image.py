@@ -1,6 +1,7 @@
 """Image decoding and Qwen resizing, as qwen-vl-utils' `fetch_image` does it, but faster.
 
-Bytes -> PIL (pixel cap checked from the header, before the pixels are decoded; plain RGB
+Bytes -> PIL (real image formats only, `IMAGE_FORMATS`: Pillow can open some 40, EPS via
+Ghostscript among them; pixel cap checked from the header, before the pixels are decoded; plain RGB
 JPEGs then decoded by simplejpeg: same pixels, sooner) -> EXIF orientation applied
 (qwen-vl-utils does not; a photo taken sideways should not reach the model sideways) -> RGB
 via qwen-vl-utils' `to_rgb` -> `smart_resize` to multiples of the model's factor (its
@@ -26,6 +27,7 @@ import PIL
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from deployments.errors import MediaRefusedError, UnprocessableMediaError
+from ingress.media.budget import MediaBudget
 from qwen_vl_utils.vision_process import (
     IMAGE_MAX_TOKEN_NUM,
     IMAGE_MIN_TOKEN_NUM,
@@ -36,6 +38,13 @@ from qwen_vl_utils.vision_process import (
 
 # torch.from_numpy warns (once) on the read-only arrays Pillow hands out; we only read them.
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable", module=r"ingress\.media\.image")
+# Our own cap (`max_source_pixels`, checked right after the header is read) decides, not
+# Pillow's warning; set once here, at import: `warnings.catch_warnings()` is not thread-safe.
+# Pillow's DecompressionBombError (twice Image.MAX_IMAGE_PIXELS, 179 Mpx) still refuses.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+# Formats clients may send; Pillow's others (EPS runs Ghostscript, FITS, PSD, ...) are refused.
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
 
 PATCH_SIZE = 14  # Qwen2-VL and Qwen2.5-VL, when the options name no `image_patch_size`
 FACTOR = PATCH_SIZE * SPATIAL_MERGE_SIZE  # 28
@@ -63,30 +72,38 @@ class ImageSizing:
         return smart_resize(height, width, factor=self.factor, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
 
 
-def open_image(data: bytes, param: str, max_source_pixels: int) -> np.ndarray:
+def _formats() -> tuple[str, ...]:
+    """IMAGE_FORMATS this Pillow has (Image.open fails on a format it does not know)."""
+    Image.init()
+    return tuple(f for f in IMAGE_FORMATS if f in Image.OPEN)
+
+
+def open_image(data: bytes, param: str, max_source_pixels: int, budget: MediaBudget | None = None) -> np.ndarray:
     """Decode bytes into RGB uint8 (H, W, 3), refusing bombs before decoding pixels."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own cap decides
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > max_source_pixels:
-                raise MediaRefusedError(
-                    f"Image of {width}x{height} pixels exceeds the limit of {max_source_pixels}",
-                    param, code="media_too_large",
-                )
-            array = _decode_plain_jpeg(image, data)
-            if array is not None:
-                return array
-            image.load()
-            ImageOps.exif_transpose(image, in_place=True)  # in place: no copy when upright
-            return np.asarray(image if image.mode == "RGB" else to_rgb(image))  # convert("RGB") would copy
+        image = Image.open(io.BytesIO(data), formats=_formats())
+        width, height = image.size
+        if width * height > max_source_pixels:
+            raise MediaRefusedError(
+                f"Image of {width}x{height} pixels exceeds the limit of {max_source_pixels}",
+                param, code="media_too_large",
+            )
+        if budget is not None:
+            budget.charge(width * height, param)
+        array = _decode_plain_jpeg(image, data)
+        if array is not None:
+            return array
+        image.load()
+        ImageOps.exif_transpose(image, in_place=True)  # in place: no copy when upright
+        return np.asarray(image if image.mode == "RGB" else to_rgb(image))  # convert("RGB") would copy
     except MediaRefusedError:
         raise
     except Image.DecompressionBombError:
         raise MediaRefusedError("The image is too large to decode", param, code="media_too_large") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.UnidentifiedImageError):
-        raise UnprocessableMediaError("The image cannot be decoded", param, code="invalid_image") from None
+        raise UnprocessableMediaError(
+            f"The image cannot be decoded (formats read: {', '.join(_formats())})", param, code="invalid_image"
+        ) from None
 
 
 def _decode_plain_jpeg(image: Image.Image, data: bytes) -> np.ndarray | None:
@@ -167,9 +184,11 @@ def interpolate_bicubic(frames: np.ndarray, height: int, width: int) -> np.ndarr
     return out
 
 
-def prepare_image(data: bytes, sizing: ImageSizing, param: str, max_source_pixels: int) -> np.ndarray:
+def prepare_image(
+    data: bytes, sizing: ImageSizing, param: str, max_source_pixels: int, budget: MediaBudget | None = None
+) -> np.ndarray:
     """Bytes -> resized RGB uint8 array (H, W, 3); runs in a worker thread."""
-    return resize_image(open_image(data, param, max_source_pixels), sizing, param)
+    return resize_image(open_image(data, param, max_source_pixels, budget), sizing, param)
 
 
 def factor_of(options: dict[str, Any]) -> int:

@@ -5,8 +5,13 @@ Sampling follows qwen-vl-utils' decord/torchcodec readers: `calculate_video_fram
 `max_frames`), indices `linspace(start, end, n).round()`; resizing follows its per-frame
 pixel budget (`min_pixels`, `max_pixels`, `total_pixels`, `resized_height/width`), sizes in
 multiples of the model's factor (`image_patch_size` x 2, as `fetch_video` takes it), with an
-antialiased bicubic resize. Only the frames sampled are converted to RGB. Frames come back
-as uint8 (T, H, W, 3) with the metadata vLLM's Qwen processors take.
+antialiased bicubic resize. Only the frames sampled are converted to RGB, each resized as
+soon as it is decoded. Frames come back as uint8 (T, H, W, 3) with the metadata vLLM's Qwen
+processors take.
+
+Hostile files: only real container formats are read (`video_formats`, FFmpeg's
+`format_whitelist`); every decoded frame is held to the pixel cap and charged to the
+request's budget (budget.py: pixels and deadline); FFmpeg uses `video_codec_threads`.
 
 qwen-vl-utils resizes with torchvision on float32 frames; we run the same filter with
 torch's uint8 kernel, 20x faster. It rounds to uint8 between its two passes, so values
@@ -23,6 +28,7 @@ import numpy as np
 
 from deployments.config import MediaConfig
 from deployments.errors import MediaRefusedError, UnprocessableMediaError
+from ingress.media.budget import MediaBudget
 from ingress.media.image import ImageSizing, factor_of, interpolate_bicubic, open_image, resize_image
 from qwen_vl_utils.vision_process import (
     FPS_MAX_FRAMES,
@@ -61,9 +67,8 @@ def sample_indices(ele: dict[str, Any], total_frames: int, video_fps: float, cap
     return torch.linspace(start, end, nframes).round().long().tolist(), count
 
 
-def resize_frames(frames: np.ndarray, options: dict[str, Any], param: str) -> np.ndarray:
-    """qwen-vl-utils' video resize: per-frame budget from total_pixels, bicubic antialias (uint8)."""
-    nframes, height, width, _ = frames.shape
+def frame_target(nframes: int, height: int, width: int, options: dict[str, Any], param: str) -> tuple[int, int]:
+    """qwen-vl-utils' video frame size: a per-frame budget from total_pixels over `nframes`."""
     factor = factor_of(options)
     min_pixels = options.get("min_pixels", VIDEO_MIN_TOKEN_NUM * factor * factor)
     total_pixels = options.get("total_pixels", MODEL_SEQ_LEN * factor * factor * 0.9)
@@ -72,9 +77,8 @@ def resize_frames(frames: np.ndarray, options: dict[str, Any], param: str) -> np
     max_pixels = min(options.get("max_pixels", max_pixels), max_pixels)
     try:
         if "resized_height" in options and "resized_width" in options:
-            target = smart_resize(options["resized_height"], options["resized_width"], factor=factor)
-        else:
-            target = smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+            return smart_resize(options["resized_height"], options["resized_width"], factor=factor)
+        return smart_resize(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
     except AssertionError:  # max_pixels below the (default) min_pixels
         raise MediaRefusedError(
             f"max_pixels must be at least min_pixels ({int(min_pixels)} for video frames by default)",
@@ -82,25 +86,36 @@ def resize_frames(frames: np.ndarray, options: dict[str, Any], param: str) -> np
         ) from None
     except ValueError:  # aspect ratio beyond 200:1
         raise UnprocessableMediaError("The video's frame size cannot be resized", param, code="invalid_video") from None
-    if target == (height, width):
+
+
+def resize_frames(frames: np.ndarray, options: dict[str, Any], param: str) -> np.ndarray:
+    """qwen-vl-utils' video resize of stacked frames (bicubic antialias, uint8)."""
+    target = frame_target(*frames.shape[:3], options, param)
+    return _resized(frames, target)
+
+
+def _resized(frames: np.ndarray, target: tuple[int, int]) -> np.ndarray:
+    if target == frames.shape[1:3]:
         return np.ascontiguousarray(frames)
     return interpolate_bicubic(np.ascontiguousarray(frames), *target)
 
 
-def decode_video(data: bytes, options: dict[str, Any], param: str, config: MediaConfig) -> VideoItem:
+def decode_video(
+    data: bytes, options: dict[str, Any], param: str, config: MediaConfig, budget: MediaBudget
+) -> VideoItem:
     """Video bytes -> sampled, resized frames and metadata; runs in a worker thread."""
     import av
 
     ele = _sampling_ele(options, config)
+    undecodable = UnprocessableMediaError(
+        f"The video cannot be decoded (containers read: {', '.join(config.video_formats)})", param,
+        code="invalid_video",
+    )
     try:
-        total, fps, width, height = _probe(data)
+        total, fps, width, height = _probe(data, config, budget, param)
     except (av.FFmpegError, IndexError, ValueError, ZeroDivisionError, TypeError, OSError):
-        raise UnprocessableMediaError("The video cannot be decoded", param, code="invalid_video") from None
-    if width * height > config.max_image_pixels:
-        raise MediaRefusedError(
-            f"Video frames of {width}x{height} pixels exceed the limit of {config.max_image_pixels}",
-            param, code="media_too_large",
-        )
+        raise undecodable from None
+    _check_frame_size(width, height, config, param)
     if total > config.max_video_source_frames or total / fps > config.max_video_duration_s:
         raise MediaRefusedError(
             f"The video is longer than this server accepts ({config.max_video_source_frames} frames, "
@@ -115,9 +130,9 @@ def decode_video(data: bytes, options: dict[str, Any], param: str, config: Media
                 param, code="invalid_video_options",
             ) from None
         try:
-            frames, decoded = _decode_frames(data, indices)
+            frames, decoded = _decode_frames(data, indices, options, param, config, budget)
         except (av.FFmpegError, ValueError, OSError):
-            raise UnprocessableMediaError("The video cannot be decoded", param, code="invalid_video") from None
+            raise undecodable from None
         if frames is not None:
             break
         total = decoded
@@ -125,7 +140,6 @@ def decode_video(data: bytes, options: dict[str, Any], param: str, config: Media
             break
     if frames is None:
         raise UnprocessableMediaError("The video has too few decodable frames", param, code="invalid_video")
-    frames = resize_frames(frames, options, param)
     metadata = {
         "fps": fps,
         "frames_indices": indices,
@@ -137,10 +151,33 @@ def decode_video(data: bytes, options: dict[str, Any], param: str, config: Media
     return frames, metadata
 
 
-def _probe(data: bytes) -> tuple[int, float, int, int]:
+def _check_frame_size(width: int, height: int, config: MediaConfig, param: str) -> None:
+    if width * height > config.max_image_pixels:
+        raise MediaRefusedError(
+            f"Video frames of {width}x{height} pixels exceed the limit of {config.max_image_pixels}",
+            param, code="media_too_large",
+        )
+
+
+def _open(data: bytes, config: MediaConfig):  # noqa: ANN202 - av.container.InputContainer
+    """The container, read only by an allowed demuxer.
+
+    FFmpeg's `format_whitelist` refuses any other demuxer before it reads a byte past the
+    probe: a `concat` playlist would read the replica's files, `sdp` would bind UDP ports,
+    `hls` would fetch URLs past the SSRF guard.
+    """
     import av
 
-    with av.open(io.BytesIO(data), mode="r") as container:
+    allowed = ",".join(config.video_formats)
+    container = av.open(io.BytesIO(data), mode="r", container_options={"format_whitelist": allowed})
+    if not set(container.format.name.split(",")) & set(config.video_formats):  # belt and braces
+        container.close()
+        raise ValueError("container format not allowed")
+    return container
+
+
+def _probe(data: bytes, config: MediaConfig, budget: MediaBudget, param: str) -> tuple[int, float, int, int]:
+    with _open(data, config) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate)
@@ -148,42 +185,63 @@ def _probe(data: bytes) -> tuple[int, float, int, int]:
             raise ValueError("no frame rate")
         width, height = stream.codec_context.width, stream.codec_context.height
         total = stream.frames
-        if total <= 0:  # not in the header: count packets (no decoding)
-            total = sum(1 for packet in container.demux(stream) if packet.size)
+        if total <= 0:  # not in the header: count packets (no decoding), up to the cap
+            for packet in container.demux(stream):
+                total += 1 if packet.size else 0
+                if total > config.max_video_source_frames:
+                    break
+                if total % 256 == 0:
+                    budget.charge(0, param)  # the deadline
     return int(total), fps, int(width), int(height)
 
 
-def _decode_frames(data: bytes, indices: list[int]) -> tuple[np.ndarray | None, int]:
-    """RGB frames at `indices` (repeats allowed); (None, frames decoded) if the video ran short."""
-    import av
+def _decode_frames(
+    data: bytes, indices: list[int], options: dict[str, Any], param: str, config: MediaConfig, budget: MediaBudget
+) -> tuple[np.ndarray | None, int]:
+    """RGB frames at `indices` (repeats allowed), each resized as soon as it is decoded; (None,
+    frames decoded) if the video ran short.
 
-    wanted: dict[int, int] = {}
-    for i in indices:
-        wanted[i] = wanted.get(i, 0) + 1
+    Every decoded frame is checked against the pixel cap (a stream may grow mid-way) and
+    charged to the request's budget (its deadline too); a sampled frame is converted at
+    full size and resized at once, so only one full-size frame is held at a time.
+    """
+    slots: dict[int, list[int]] = {}  # source frame -> its positions in the output
+    for position, index in enumerate(indices):
+        slots.setdefault(index, []).append(position)
     last = max(indices)
-    out: list[np.ndarray] = []
+    out: np.ndarray | None = None  # filled in place: no list of frames to stack
     count = 0
-    with av.open(io.BytesIO(data), mode="r") as container:
+    with _open(data, config) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = config.video_codec_threads
         for frame in container.decode(stream):
-            if count in wanted:
-                array = frame.to_ndarray(format="rgb24")
-                out.extend([array] * wanted[count])
+            _check_frame_size(frame.width, frame.height, config, param)
+            budget.charge(frame.width * frame.height, param)
+            if count in slots:
+                if out is None:
+                    target = frame_target(len(indices), frame.height, frame.width, options, param)
+                    size = (frame.height, frame.width)
+                    out = np.empty((len(indices), *target, 3), np.uint8)
+                elif size != (frame.height, frame.width):
+                    raise UnprocessableMediaError(
+                        "The video's frame size changes between sampled frames", param, code="invalid_video"
+                    )
+                rgb = np.ascontiguousarray(frame.to_ndarray(format="rgb24"))
+                out[slots[count]] = _resized(rgb.reshape(1, *rgb.shape), target)[0]
             count += 1
             if count > last:
-                return np.stack(out), count
+                return out, count
     return None, count
 
 
-def frames_video(images: list[np.ndarray], options: dict[str, Any], param: str) -> VideoItem:
-    """A video given as a list of frame images (from `open_frame`), processed as qwen-vl-utils does.
-
-    qwen-vl-utils 0.0.14 resizes each frame with `fetch_image(..., image_factor)`: it passes
-    the factor where the patch size goes, so frames are first resized to multiples of twice
-    the factor (56; 64 for Qwen3-VL) with the part's own min/max_pixels, before the video
-    resize; kept, so the sizes match (and the pixels, within the resize's tolerance).
-    """
+def list_frame(
+    data: bytes, options: dict[str, Any], param: str, max_source_pixels: int, budget: MediaBudget
+) -> np.ndarray:
+    """One frame image of a frame-list video, decoded and resized as qwen-vl-utils 0.0.14 does
+    before the video resize: `fetch_image` is passed the factor where the patch size goes, so
+    frames are resized to multiples of twice the factor (56; 64 for Qwen3-VL) with the part's
+    own min/max_pixels (kept, so sizes match). Done per frame, in a worker thread: no full-size frame is kept."""
     from qwen_vl_utils.vision_process import IMAGE_MAX_TOKEN_NUM, IMAGE_MIN_TOKEN_NUM
 
     frame_factor = factor_of(options) * 2
@@ -194,12 +252,16 @@ def frames_video(images: list[np.ndarray], options: dict[str, Any], param: str) 
         resized_width=options.get("resized_width"),
         factor=frame_factor,
     )
-    arrays = [resize_image(image, sizing, param) for image in images]
+    return resize_image(open_image(data, param, max_source_pixels, budget), sizing, param)
+
+
+def frames_video(arrays: list[np.ndarray], options: dict[str, Any], param: str) -> VideoItem:
+    """A video given as a list of frame images (each from `list_frame`), as qwen-vl-utils makes it."""
     if len({a.shape for a in arrays}) != 1:
         raise UnprocessableMediaError("The frames of a video must all have the same size", param,
                                       code="invalid_video")
     nframes = ceil_by_factor(len(arrays), FRAME_FACTOR)
-    arrays.extend([arrays[-1]] * (nframes - len(arrays)))
+    arrays = arrays + [arrays[-1]] * (nframes - len(arrays))
     frames = resize_frames(np.stack(arrays), options, param)
     sample_fps = options.get("sample_fps", 2.0)
     raw_fps = options.get("raw_fps", sample_fps)
@@ -213,8 +275,3 @@ def frames_video(images: list[np.ndarray], options: dict[str, Any], param: str) 
         "do_sample_frames": False,
     }
     return frames, metadata
-
-
-def open_frame(data: bytes, param: str, max_source_pixels: int) -> np.ndarray:
-    """One frame image of a frame-list video, as RGB uint8 (H, W, 3)."""
-    return open_image(data, param, max_source_pixels)

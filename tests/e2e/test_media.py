@@ -3,6 +3,8 @@ token counts, and every safety refusal as a 4xx while the server keeps serving."
 
 from __future__ import annotations
 
+import gzip
+
 import httpx
 import pytest
 from PIL import Image
@@ -93,6 +95,7 @@ def test_video_at_fps_2_gives_qwen_vl_utils_frame_count(serve_url, media_dir):
         ("bomb", 400, "media_too_large"),
         ("corrupt", 422, "invalid_image"),
         ("too_many", 400, "too_many_images"),
+        ("double_gzip", 400, "unsupported_content_encoding"),  # a few kB that unpack to 32 MiB
     ],
 )
 def test_safety_refusals(serve_url, media_server, media_dir, tmp_path, name, status, code):
@@ -102,6 +105,7 @@ def test_safety_refusals(serve_url, media_server, media_dir, tmp_path, name, sta
     routes["/big.png"] = (200, {}, b"\x89PNG" + b"\x00" * (E2E_MAX_IMAGE_BYTES + 10))
     routes["/bomb.png"] = (200, {}, png_bytes(Image.new("1", (12000, 12000))))
     routes["/corrupt.png"] = (200, {}, b"\x89PNG\r\n\x1a\n garbage")
+    routes["/gzip.png"] = (200, {"content-encoding": "gzip, gzip"}, gzip.compress(gzip.compress(bytes(1 << 25))))
     (tmp_path / "secret.png").write_bytes(IMAGE)
     url = {
         "loopback": f"http://127.0.0.2:{port}/img.png",  # loopback, not the allowed 127.0.0.1
@@ -111,6 +115,7 @@ def test_safety_refusals(serve_url, media_server, media_dir, tmp_path, name, sta
         "bomb": f"{base}/bomb.png",
         "corrupt": f"{base}/corrupt.png",
         "too_many": data_url(png_bytes(Image.new("RGB", (28, 28)))),
+        "double_gzip": f"{base}/gzip.png",
     }[name]
     count = 17 if name == "too_many" else 1
     content = [{"type": "text", "text": "look"}] + [{"type": "image_url", "image_url": {"url": url}}] * count
@@ -120,4 +125,18 @@ def test_safety_refusals(serve_url, media_server, media_dir, tmp_path, name, sta
     assert error["code"] == code
     assert error["param"] == ("messages[0].content[17]" if name == "too_many" else "messages[0].content[1].image_url.url")
     assert str(tmp_path) not in error["message"] and "127.0.0.2" not in error["message"]
+    assert httpx.get(f"{serve_url}/health", timeout=30).status_code == 200
+
+
+def test_a_concat_playlist_as_video_is_refused(serve_url, media_dir):
+    """FFmpeg's concat demuxer would read files relative to the replica's working directory."""
+    playlist = f"ffconcat version 1.0\nfile {media_dir}/clip.mp4\nfile clip.mp4\n".encode()
+    (media_dir / "clip.mp4").write_bytes(make_video(seconds=1.0, fps=4))
+    video = {"type": "video_url", "video_url": {"url": data_url(playlist, "video/mp4")}}
+    content = [video, {"type": "text", "text": "?"}]
+    response = _chat(serve_url, content)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("invalid_video", "messages[0].content[0].video_url.url")
+    assert str(media_dir) not in error["message"]
     assert httpx.get(f"{serve_url}/health", timeout=30).status_code == 200

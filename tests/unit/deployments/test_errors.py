@@ -22,7 +22,8 @@ from deployments.errors import (
 from tests.helpers import ROOT
 
 # Calls that raise a media refusal, and where their code sits when it is not `code=`.
-_REFUSERS = {"MediaRefusedError": None, "UnprocessableMediaError": None, "_FetchRefused": 1, "_refuse": 3}
+_REFUSERS = {"MediaRefusedError": None, "UnprocessableMediaError": None, "MediaTimeoutError": None,
+             "_FetchRefused": 1, "_refuse": 3}
 
 
 def _raised_refusal_codes() -> set[str]:

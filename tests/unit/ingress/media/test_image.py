@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from deployments.config import MediaConfig
-from deployments.errors import UnprocessableMediaError
+from deployments.errors import MediaRefusedError, UnprocessableMediaError
 from ingress.media import MediaResolver
 from tests.helpers import data_url, png_bytes, refused
 from tests.media_reference import IMAGE_MAX_DIFF, IMAGE_MAX_MEAN, assert_close
@@ -127,3 +127,36 @@ def test_sizing_targets_equal_smart_resize_with_the_patch_factor(size, patch):
     assert sizing_from({"image_patch_size": patch}).target(*size) == expected
     if patch == 14:  # no patch size named: Qwen2/2.5-VL's
         assert sizing_from({}).target(*size) == expected
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"])
+async def test_real_image_formats_are_read(fmt):
+    data = png_bytes(Image.new("RGB", (56, 56), "red"), fmt)
+    assert (await MediaResolver().image(data_url(data), {}, "p")).shape == (56, 56, 3)
+
+
+@pytest.mark.parametrize("fmt", ["PPM", "TGA", "PCX", "SGI", "ICO", "IM", "DDS"])
+async def test_other_pillow_formats_are_refused(fmt):
+    """Pillow opens some 40 formats (EPS through Ghostscript among them); clients get the usual few."""
+    data = png_bytes(Image.new("RGB", (56, 56), "red"), fmt)
+    Image.open(io.BytesIO(data)).load()  # Pillow itself reads it
+    error = await refused(MediaResolver().image(data_url(data), {}, "p"), 422, "invalid_image")
+    assert "PNG" in error.message
+
+
+def test_decoding_does_not_touch_the_warning_filters(monkeypatch):
+    """warnings.catch_warnings() swaps process-wide state: not safe in decoding threads. Here
+    an image past Pillow's warning threshold but within our own cap decodes without it."""
+    import warnings
+
+    from ingress.media.image import open_image
+
+    def forbidden(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("warnings.catch_warnings used while decoding")
+
+    monkeypatch.setattr(warnings, "catch_warnings", forbidden)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 56 * 56 - 1)  # warns, and errors past twice that
+    assert open_image(png_bytes(Image.new("RGB", (56, 56))), "p", 10**8).shape == (56, 56, 3)
+    with pytest.raises(MediaRefusedError) as caught:
+        open_image(png_bytes(Image.new("RGB", (56, 56))), "p", 56 * 56 - 1)
+    assert caught.value.code == "media_too_large"

@@ -104,3 +104,86 @@ async def test_resolve_keeps_the_order_and_raises_the_first_refusal(recorded):
     with pytest.raises(UnprocessableMediaError) as caught:
         await MediaResolver().resolve(bad, [])
     assert caught.value.param == "b"
+
+
+# -- per-request budget and the decode pool (docs/reliability-media.md) -------------------------
+
+
+async def test_a_slow_download_ends_at_the_request_deadline_with_a_504(recording_server, recorded):
+    import time
+
+    from tests.helpers import refused
+    from tests.unit.ingress.media.conftest import Route
+
+    server = recording_server
+    server.routes["/slow.png"] = Route(200, {}, png_bytes(Image.new("RGB", (56, 56))), delay_s=2.0)
+    resolver = MediaResolver(MediaConfig(allow_private_hosts=["127.0.0.1/32"], request_deadline_s=0.3))
+    started = time.monotonic()
+    error = await refused(resolver.image(f"{server.base}/slow.png", {}, "p"), 504, "media_timeout")
+    assert time.monotonic() - started < 1.5 and "0.3 s" in error.message
+    assert recorded["media_refusals"].calls == [(1, {"kind": "image", "reason": "media_timeout"})]
+
+
+async def test_decoding_stops_at_the_deadline_and_frees_its_thread():
+    """asyncio cannot interrupt a decoding thread: the decoder checks the budget per frame."""
+    import time
+
+    from ingress.media.budget import MediaBudget
+    from ingress.media.video import decode_video
+    from tests.helpers import refused
+
+    config = MediaConfig(request_deadline_s=0.05)
+    video = make_video(seconds=2.0, fps=10)
+    budget = MediaBudget(config)
+    time.sleep(0.06)
+    with pytest.raises(MediaRefusedError) as caught:
+        decode_video(video, {"nframes": 4}, "p", config, budget)
+    assert (caught.value.status_code, caught.value.code) == (504, "media_timeout")
+    resolver = MediaResolver(MediaConfig(request_deadline_s=0.001, decode_threads=1))
+    await refused(resolver.video(data_url(video, "video/mp4"), {"nframes": 4}, "p"), 504, "media_timeout")
+    resolver.config.request_deadline_s = 30.0  # the one decode thread is free again
+    frames, _ = await resolver.video(data_url(video, "video/mp4"), {"nframes": 4}, "p")
+    assert frames.shape[0] == 4
+
+
+async def test_a_request_decodes_at_most_its_pixel_budget():
+    from ingress.media.resolve import MediaItem
+    from tests.helpers import refused
+
+    config = MediaConfig(max_request_decoded_pixels=100 * 100 + 50 * 50)
+    items = [MediaItem(image_data_url(100, 100, seed=1), {}, "a"), MediaItem(image_data_url(60, 60, seed=2), {}, "b")]
+    await MediaResolver(config).resolve(items[:1], [])  # each alone fits
+    await MediaResolver(config).resolve(items[1:], [])
+    with pytest.raises(MediaRefusedError) as caught:
+        await MediaResolver(config).resolve(items, [])
+    assert caught.value.code == "media_too_large" and "decoded pixels" in caught.value.message
+    video = data_url(make_video(seconds=2.0, fps=10), "video/mp4")  # 96x64 frames
+    small = MediaResolver(MediaConfig(max_request_decoded_pixels=96 * 64 * 10))
+    await refused(small.video(video, {"nframes": 2}, "p"), 400, "media_too_large")  # 20 frames decoded
+
+
+async def test_decodes_run_on_their_own_bounded_pool(monkeypatch):
+    import threading
+    import time
+
+    from ingress.media import resolve
+    from ingress.media.resolve import MediaItem
+
+    running, most, names, real = [0], [0], set(), resolve.prepare_image
+    lock = threading.Lock()
+
+    def counting(*args):  # noqa: ANN002, ANN202 - prepare_image's
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+            names.add(threading.current_thread().name)
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+        return real(*args)
+
+    monkeypatch.setattr(resolve, "prepare_image", counting)
+    items = [MediaItem(image_data_url(56, 56, seed=s), {}, f"p{s}") for s in range(6)]
+    images, _ = await MediaResolver(MediaConfig(decode_threads=2)).resolve(items, [])
+    assert len(images) == 6 and most[0] == 2
+    assert all(name.startswith("media-decode") for name in names)
