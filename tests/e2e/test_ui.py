@@ -80,7 +80,7 @@ def browser() -> Iterator[webdriver.Chrome]:
         pytest.fail("Chromium is missing: apt-get install -y chromium chromium-driver")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000",
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1150",
                  "--disable-gpu", "--no-first-run", "--disable-background-networking"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
@@ -95,10 +95,14 @@ def _wait(driver: webdriver.Chrome, until, timeout: float = 60):  # noqa: ANN001
 
 
 def _ask(driver: webdriver.Chrome, text: str, overrides: dict) -> WebElement:
-    """Type the overrides and the question, send, and wait for the answer to finish."""
+    """Type the overrides (in the Options panel, closed again) and the question, send, and
+    wait for the answer to finish."""
+    options = driver.find_element(By.CSS_SELECTOR, "#options summary")
+    options.click()
     box = driver.find_element(By.ID, "overrides")
     box.clear()
     box.send_keys(json.dumps(overrides))
+    options.click()
     before = len(driver.find_elements(By.CSS_SELECTOR, ".msg.assistant"))
     driver.find_element(By.ID, "prompt").send_keys(text, Keys.ENTER)
     answer = _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".msg.assistant")[before:])[0]
@@ -126,7 +130,6 @@ def test_the_page_streams_answers_and_draws_their_grounding(browser, serve_url: 
     assert browser.current_url == f"{serve_url}/ui/"
     _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f"#model option[value='{VL25}']"))
     Select(browser.find_element(By.ID, "model")).select_by_value(VL25)
-    browser.find_element(By.CSS_SELECTOR, "#options summary").click()
 
     # Turn 1: one picture, resized for the model by max_pixels; the answer forced into box JSON.
     _attach(browser, pictures[0], max_pixels=SEEN_SIZE[0] * SEEN_SIZE[1])
@@ -152,6 +155,8 @@ def test_the_page_streams_answers_and_draws_their_grounding(browser, serve_url: 
     _attach(browser, pictures[1])
     second = _ask(browser, "Compare the two pictures.", {"structured_outputs": {"choice": [SECOND_ANSWER]}})
     assert second.find_element(By.CLASS_NAME, "text").text == SECOND_ANSWER
+    captions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, ".msg.user figcaption")]
+    assert captions == [f"image 1 · max_pixels {SEEN_SIZE[0] * SEEN_SIZE[1]}", "image 2"]  # what answers name
     figure = second.find_element(By.CSS_SELECTOR, "figure.ground[data-image-index='1']")
     point, image = figure.find_element(By.CSS_SELECTOR, ".mark.point"), figure.find_element(By.TAG_NAME, "img")
     x, y = point.rect["x"] + point.rect["width"] / 2, point.rect["y"] + point.rect["height"] / 2

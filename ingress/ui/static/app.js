@@ -128,6 +128,7 @@ async function send(event) {
   if (!text && !state.pending.length) return;
   if (!$("model").value) return setStatus("No model to ask: is the server ready, is the API key right?");
   const message = userMessage(text);
+  const firstImage = imagesOf(state.messages).length; // this message's first image's number - 1
   state.messages.push(message);
   let body;
   try {
@@ -136,7 +137,7 @@ async function send(event) {
     state.messages.pop();
     return setStatus(`Request JSON overrides: ${err.message}`);
   }
-  $("history").append(renderUser(message));
+  $("history").append(renderUser(message, firstImage));
   $("prompt").value = "";
   state.pending = [];
   renderAttachments();
@@ -230,15 +231,19 @@ function mediaElement(part) {
   return img;
 }
 
-function renderUser(message) {
+// A sent message; its images are captioned with their number in the conversation, the
+// number grounding's `image_index` counts (from 0) and answers name ("Picture 2").
+function renderUser(message, firstImage) {
   const root = el("article", "msg user");
   const media = el("div", "media-row");
+  let image = firstImage;
   for (const part of message.content) {
     if (part.type === "text") continue;
     const figure = el("figure", "thumb");
     figure.append(mediaElement(part));
-    if (part.image_url && part.image_url.max_pixels) {
-      figure.append(el("figcaption", "", `max_pixels ${part.image_url.max_pixels}`));
+    if (part.image_url) {
+      const pixels = part.image_url.max_pixels ? ` · max_pixels ${part.image_url.max_pixels}` : "";
+      figure.append(el("figcaption", "", `image ${++image}${pixels}`));
     }
     media.append(figure);
   }
