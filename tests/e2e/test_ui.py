@@ -20,20 +20,17 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import Select, WebDriverWait
+from selenium.webdriver.support.ui import Select
 
 from tests.helpers import ROOT
+from tests.ui_page import ask, attach, fraction_of, headless_chromium, wait
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 VL25 = "tiny-qwen2.5-vl"
-ANSWER_TIMEOUT_S = 240
 # The first picture: 448x336 sent with max_pixels 224*168, so the model sees 224x168.
 BALL_CENTER, BALL_RADIUS = (300, 200), 60
 SEEN_SIZE = (224, 168)
@@ -74,67 +71,21 @@ def pictures(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
-    """Debian's Chromium, headless; Selenium is told where both binaries are, so it downloads nothing."""
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        pytest.fail("Chromium is missing: apt-get install -y chromium chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1150",
-                 "--disable-gpu", "--no-first-run", "--disable-background-networking"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    try:
+def browser() -> Iterator[WebDriver]:
+    with headless_chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-def _wait(driver: webdriver.Chrome, until, timeout: float = 60):  # noqa: ANN001, ANN202 - Selenium's condition
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(until)
-
-
-def _ask(driver: webdriver.Chrome, text: str, overrides: dict) -> WebElement:
-    """Type the overrides (in the Options panel, closed again) and the question, send, and
-    wait for the answer to finish."""
-    options = driver.find_element(By.CSS_SELECTOR, "#options summary")
-    options.click()
-    box = driver.find_element(By.ID, "overrides")
-    box.clear()
-    box.send_keys(json.dumps(overrides))
-    options.click()
-    before = len(driver.find_elements(By.CSS_SELECTOR, ".msg.assistant"))
-    driver.find_element(By.ID, "prompt").send_keys(text, Keys.ENTER)
-    answer = _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".msg.assistant")[before:])[0]
-    _wait(driver, lambda d: answer.get_attribute("data-state") != "streaming", ANSWER_TIMEOUT_S)
-    assert answer.get_attribute("data-state") == "done", answer.find_element(By.CLASS_NAME, "error").text
-    return answer
-
-
-def _attach(driver: webdriver.Chrome, picture: Path, max_pixels: int | None = None) -> None:
-    driver.find_element(By.ID, "image-file").send_keys(str(picture))
-    chip = _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#attachments .chip"))[-1]
-    if max_pixels:
-        chip.find_element(By.CLASS_NAME, "max-pixels").send_keys(str(max_pixels))
-
-
-def _fraction_of(mark: WebElement, image: WebElement) -> list[float]:
-    """Where `mark` is drawn, in 0..1 of the displayed image: [x1, y1, x2, y2]."""
-    m, i = mark.rect, image.rect
-    return [(m["x"] - i["x"]) / i["width"], (m["y"] - i["y"]) / i["height"],
-            (m["x"] + m["width"] - i["x"]) / i["width"], (m["y"] + m["height"] - i["y"]) / i["height"]]
 
 
 def test_the_page_streams_answers_and_draws_their_grounding(browser, serve_url: str, pictures, tmp_path: Path):
     browser.get(f"{serve_url}/ui")
     assert browser.current_url == f"{serve_url}/ui/"
-    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f"#model option[value='{VL25}']"))
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f"#model option[value='{VL25}']"))
     Select(browser.find_element(By.ID, "model")).select_by_value(VL25)
 
     # Turn 1: one picture, resized for the model by max_pixels; the answer forced into box JSON.
-    _attach(browser, pictures[0], max_pixels=SEEN_SIZE[0] * SEEN_SIZE[1])
+    attach(browser, pictures[0], max_pixels=SEEN_SIZE[0] * SEEN_SIZE[1])
     schema_format = {"type": "json_schema", "json_schema": {"name": "boxes", "schema": _box_schema()}}
-    first = _ask(browser, "Where is the red ball?", {"response_format": schema_format, "seed": 7, "max_tokens": 60})
+    first = ask(browser, "Where is the red ball?", {"response_format": schema_format, "seed": 7, "max_tokens": 60})
     assert json.loads(first.find_element(By.CLASS_NAME, "text").text) == [{"bbox_2d": BALL_BOX_SEEN, "label": "red ball"}]
     assert int(first.get_attribute("data-chunks")) >= 2  # the text arrived in pieces, and the page showed each
     stats = first.find_element(By.CLASS_NAME, "stats").text
@@ -145,15 +96,15 @@ def test_the_page_streams_answers_and_draws_their_grounding(browser, serve_url: 
     image = figure.find_element(By.TAG_NAME, "img")
     assert image.get_property("naturalWidth") == 448  # drawn over the picture as uploaded, not as resized
     expected = [BALL_BOX_SEEN[i] / SEEN_SIZE[i % 2] for i in range(4)]
-    drawn = _fraction_of(box, image)
+    drawn = fraction_of(box, image)
     assert all(abs(d - e) < 0.02 for d, e in zip(drawn, expected, strict=True)), (drawn, expected)
     browser.save_screenshot(str(tmp_path / "ui-turn1.png"))
     if os.environ.get("UI_SCREENSHOT"):
         shutil.copy(tmp_path / "ui-turn1.png", ROOT / os.environ["UI_SCREENSHOT"])
 
     # Turn 2: a second picture in the same conversation; the answer names it as "Picture 2".
-    _attach(browser, pictures[1])
-    second = _ask(browser, "Compare the two pictures.", {"structured_outputs": {"choice": [SECOND_ANSWER]}})
+    attach(browser, pictures[1])
+    second = ask(browser, "Compare the two pictures.", {"structured_outputs": {"choice": [SECOND_ANSWER]}})
     assert second.find_element(By.CLASS_NAME, "text").text == SECOND_ANSWER
     captions = [c.text for c in browser.find_elements(By.CSS_SELECTOR, ".msg.user figcaption")]
     assert captions == [f"image 1 · max_pixels {SEEN_SIZE[0] * SEEN_SIZE[1]}", "image 2"]  # what answers name
