@@ -21,7 +21,11 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "ui" / "static"
-_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+}
 
 # The page runs only its own script and talks only to this server; pictures and videos may
 # come from anywhere the user points (they are shown as the user attached them).
@@ -46,7 +50,8 @@ class _Asset:
         return cls(body, _TYPES[path.suffix], f'"{hashlib.sha256(body).hexdigest()[:32]}"')
 
     def response(self, request: Request, headers: dict[str, str] | None = None) -> Response:
-        common = {"ETag": self.etag, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff", **(headers or {})}
+        common = {"ETag": self.etag, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+        common.update(headers or {})
         if request.headers.get("if-none-match") == self.etag:
             return Response(status_code=304, headers=common)
         return Response(self.body, media_type=self.media_type, headers=common)

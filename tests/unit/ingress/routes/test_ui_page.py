@@ -71,7 +71,8 @@ def page(served: Served) -> Iterator[WebDriver]:
     """The page, past its API-key prompt."""
     with headless_chromium() as driver:
         driver.get(f"{served.url}/ui")
-        key = wait(driver, lambda d: d.find_element(By.ID, "api-key") if d.find_element(By.ID, "key-field").is_displayed() else None)
+        wait(driver, lambda d: d.find_element(By.ID, "key-field").is_displayed())
+        key = driver.find_element(By.ID, "api-key")
         assert "needs an API key" in driver.find_element(By.ID, "status").text
         assert not driver.find_elements(By.CSS_SELECTOR, "#model option")  # nothing listed without the key
         key.send_keys(KEY, Keys.TAB)
