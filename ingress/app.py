@@ -5,7 +5,7 @@
 deployment of `ModelServer`; the ingress gets a handle to each and serves the HTTP API that
 `create_api` builds per replica (never at import time, so tests build it with fake model
 clients and no Ray): error rendering, API keys, the OpenAPI document, and the endpoints of
-ingress/routes/.
+ingress/routes/ (the browser page `/ui` among them).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ingress.auth import ApiKeyCheck, configured_keys
 from ingress.errors import install_error_handlers
 from ingress.openapi import install_schemas
 from ingress.router import ModelRouter, ServeModelClient
-from ingress.routes import chat, completions, seeds
+from ingress.routes import chat, completions, seeds, ui
 from ingress.routes import models as model_list
 from ingress.routes.dispatch import Services
 
@@ -44,6 +44,7 @@ def create_api(config: AppConfig, router: ModelRouter) -> FastAPI:
         endpoint.register(api, services)
     model_list.register(api, app, services)
     app.include_router(api)
+    ui.register(app)
     return app
 
 

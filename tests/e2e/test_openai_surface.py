@@ -212,7 +212,7 @@ def test_grounding_boxes_come_back_normalized_to_the_image(client: openai.OpenAI
         x1, y1, x2, y2 = item["bbox_2d"]
         box = [x1 / 112, min(y1 / 56, 1.0), x2 / 112, min(y2 / 56, 1.0)]
         if box[2] > box[0] and box[3] > box[1]:
-            expected.append({"label": item["label"], "box": [round(v, 4) for v in box]})
+            expected.append({"label": item["label"], "box": [round(v, 4) for v in box], "image_index": 0})
     assert expected and (message.model_extra or {}).get("grounding") == expected
 
 
