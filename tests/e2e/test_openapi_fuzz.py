@@ -12,18 +12,24 @@ absent one is set), so an example that reaches the engine takes a second, not a 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, reject, settings
+from hypothesis import strategies as st
 from schemathesis import GenerationMode
+
+from tests.e2e.traffic import record
 
 pytestmark = pytest.mark.e2e
 
 EXAMPLES = int(os.environ.get("QVS_FUZZ_EXAMPLES", "40"))
+# The same examples every run (CI stays reproducible); QVS_FUZZ_RANDOM=1 draws new ones.
+DERANDOMIZE = os.environ.get("QVS_FUZZ_RANDOM") != "1"
 REQUEST_TIMEOUT_S = 60
 MAX_TOKENS = 8
 LENGTH_FIELDS = ("max_tokens", "max_completion_tokens")
@@ -53,29 +59,46 @@ def bounded_length(body: Any) -> Any:
     return body
 
 
+def skipping_generator_errors(strategy: st.SearchStrategy) -> st.SearchStrategy:
+    """`strategy`, with draws that fail inside schemathesis skipped: 4.32's negative body
+    generator sometimes raises `ValueError("Unsupported type: 'Binary'")` on its own
+    output (a schemathesis bug, not the app's)."""
+
+    @st.composite
+    def draw_or_skip(draw: st.DrawFn) -> Any:
+        try:
+            return draw(strategy)
+        except ValueError:
+            reject()
+
+    return draw_or_skip()
+
+
 @pytest.mark.parametrize(("method", "path", "modes"), OPERATIONS, ids=[f"{m} {p}" for m, p, _ in OPERATIONS])
 def test_no_server_error_and_no_hang(api_schema: Any, serve_url: str, method: str, path: str, modes: tuple) -> None:
     operation = api_schema[path][method]
     failures: list[str] = []
-    sent = 0
+    statuses: Counter[str] = Counter()
 
     for mode in modes:
         @settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.generate],
-                  suppress_health_check=list(HealthCheck))
-        @given(case=operation.as_strategy(generation_mode=mode))
+                  derandomize=DERANDOMIZE, suppress_health_check=list(HealthCheck))
+        @given(case=skipping_generator_errors(operation.as_strategy(generation_mode=mode)))
         def send(case: Any) -> None:
-            nonlocal sent
             case.body = bounded_length(case.body)
-            sent += 1
             try:
                 response = case.call(base_url=serve_url, timeout=REQUEST_TIMEOUT_S)
             except requests.RequestException as exc:
+                statuses[f"{mode} no answer"] += 1
                 failures.append(f"{mode}: no answer ({type(exc).__name__}) to {str(case.body)[:300]}")
                 return
+            statuses[f"{mode} {response.status_code}"] += 1
             if response.status_code >= 500:
                 failures.append(f"{mode}: {response.status_code} {response.text[:200]} to {str(case.body)[:300]}")
 
         send()
 
+    sent = sum(statuses.values())
+    record(f"fuzz {method} {path}", dict(sorted(statuses.items())))
     assert sent >= len(modes), "nothing was generated"
     assert not failures, f"{len(failures)} of {sent} requests failed:\n" + "\n".join(failures[:10])

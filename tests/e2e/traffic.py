@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -131,4 +132,5 @@ def record(name: str, figures: dict) -> None:
     directory = os.environ.get("QVS_RECORD_DIR")
     if directory:
         Path(directory).mkdir(parents=True, exist_ok=True)
-        (Path(directory) / f"{name}.json").write_text(text + "\n")
+        file_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+        (Path(directory) / f"{file_name}.json").write_text(text + "\n")
