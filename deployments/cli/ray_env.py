@@ -19,10 +19,6 @@ SERVING_DEFAULTS: dict[str, str] = {
     # Ray starts its workers (so the replicas and the vLLM engines they spawn) at nice 15,
     # below every other process on the machine; a serving box's work *is* those workers.
     "RAY_worker_niceness": "0",
-    # A replica that crashes (OOM killer, SIGKILL) cannot stop the vLLM engine-core process
-    # it spawned, which would keep its memory (and GPU) forever; with this the raylet
-    # adopts and kills a dead worker's descendants (tests/e2e/test_faults.py).
-    "RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper": "true",
 }
 
 

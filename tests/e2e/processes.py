@@ -5,6 +5,7 @@ the engines' gauges on Ray's metrics export port."""
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -56,18 +57,54 @@ def replicas(deployment: str, app: str = APP, timeout_s: float = 10) -> list[Rep
     return found
 
 
-def engine_cores(replica_pid: int) -> list[int]:
-    """The vLLM engine-core processes under a replica's process."""
-    return [p.pid for p in process_tree(replica_pid).values() if p.program.startswith(ENGINE_CORE_TITLE)]
+@dataclass(frozen=True)
+class Pid:
+    """A process, told apart from a later one given the same number (pids wrap around fast
+    on a busy machine): its pid and its start time."""
+
+    pid: int
+    started: int  # clock ticks after boot
+
+    @classmethod
+    def of(cls, pid: int) -> Pid | None:
+        fields = _stat_fields(pid)
+        return cls(pid, int(fields[19])) if fields else None
+
+    def alive(self) -> bool:
+        """Still running (a zombie counts as gone), and not a newer process with its number."""
+        fields = _stat_fields(self.pid)
+        return fields is not None and fields[0] != "Z" and int(fields[19]) == self.started
 
 
-def alive(pid: int) -> bool:
-    """Whether `pid` is a live process (a zombie counts as gone)."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the command name: state is [0], process group [2], start time [19]."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+            return f.read().rsplit(")", 1)[1].split()
     except OSError:
-        return False
+        return None
+
+
+def engine_cores(replica_pid: int, wait_s: float = 60) -> list[Pid]:
+    """The vLLM engine-core processes of a replica: its descendants titled so, or (should
+    one have been re-parented) those in its process group (Ray gives each worker its own).
+    Waits up to `wait_s` for one to appear; the failure lists the engine cores there were."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        below = process_tree(replica_pid)
+        cores = [p for p in process_tree(1).values() if p.program.startswith(ENGINE_CORE_TITLE)]
+        mine = [Pid.of(p.pid) for p in cores if p.pid in below or _group(p.pid) == replica_pid]
+        if found := [pid for pid in mine if pid is not None]:
+            return found
+        if time.monotonic() > deadline:
+            seen = [(p.pid, p.parent, _group(p.pid)) for p in cores]
+            raise AssertionError(f"no engine core of replica {replica_pid}; (pid, parent, group) of those seen: {seen}")
+        time.sleep(1)
+
+
+def _group(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[2]) if fields else None
 
 
 def rss_kib(pid: int) -> int:

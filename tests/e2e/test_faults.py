@@ -23,7 +23,7 @@ import time
 import httpx
 import pytest
 
-from tests.e2e.processes import Replica, alive, deployment_of, engine_cores, replicas
+from tests.e2e.processes import Pid, Replica, deployment_of, engine_cores, replicas
 from tests.e2e.side_apps import wait_for
 from tests.e2e.traffic import (
     BROKEN, HTTP_ERROR, OK, STREAM_ERROR, Outcome, chat_body, image_pool, record, run_load, send_chat, tally,
@@ -67,13 +67,13 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _reap(pids: list[int]) -> list[int]:
-    """Wait for `pids` to exit; kill (and return) those still alive after ORPHAN_TIMEOUT_S,
-    so a failing run leaves no engine behind on the machine."""
+def _reap(processes: list[Pid]) -> list[int]:
+    """Wait for `processes` to exit; kill (and return the pids of) those still alive after
+    ORPHAN_TIMEOUT_S, so a failing run leaves no engine behind on the machine."""
     deadline = time.monotonic() + ORPHAN_TIMEOUT_S
-    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(p.alive() for p in processes) and time.monotonic() < deadline:
         time.sleep(0.5)
-    survivors = [pid for pid in pids if alive(pid)]
+    survivors = [p.pid for p in processes if p.alive()]
     for pid in survivors:
         os.kill(pid, signal.SIGKILL)
     return survivors
@@ -141,7 +141,7 @@ def test_an_engine_that_dies_inside_its_replica_is_detected_and_replaced(serve_u
             long = chat_body(MODEL, stream=True, image=IMAGES[0], max_tokens=3000)  # seconds of decoding
             cut = asyncio.create_task(send_chat(http, serve_url, long, REQUEST_TIMEOUT_S))
             await asyncio.sleep(3)
-            os.kill(core, signal.SIGKILL)
+            os.kill(core.pid, signal.SIGKILL)
             killed_at = time.monotonic()
             cut_outcome = await cut
             refused = await send_chat(http, serve_url, chat_body(MODEL, False, None, 4), 30)

@@ -48,9 +48,9 @@ def _watched_pids() -> dict[str, int]:
     for role, deployment in [("ingress", INGRESS)] + [(m, deployment_of(m)) for m in MODELS]:
         (replica,) = replicas(deployment, APP)
         pids[role] = replica.pid
-        if role != "ingress":
+        if role != "ingress":  # recorded beside the replica, not held to the limit
             (core,) = engine_cores(replica.pid)
-            pids[f"{role} engine core"] = core
+            pids[f"{role} engine core"] = core.pid
     return pids
 
 

@@ -20,7 +20,7 @@ def test_defaults_fill_an_empty_environment():
 def test_an_operator_value_wins():
     environ = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "0", "RAY_worker_niceness": "10"}
     settings = apply_serving_defaults(environ)
-    assert settings == {**SERVING_DEFAULTS, "RAY_SERVE_THROUGHPUT_OPTIMIZED": "0", "RAY_worker_niceness": "10"}
+    assert settings == {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "0", "RAY_worker_niceness": "10"}
 
 
 @pytest.mark.parametrize("name", ["RAY_SERVE_THROUGHPUT_OPTIMIZED", OPT_IN_HAPROXY])
