@@ -1,8 +1,9 @@
 """Schema-driven fuzzing of the running app with schemathesis: no 5xx, no hang.
 
 schemathesis reads the app's own `/openapi.json` (vLLM's request models for chat and
-completions) and generates, with Hypothesis, bodies that fit the schema and bodies that
-break it; each is sent to the real app (real Serve, real vLLM). Every answer must be a
+completions, closed to the keys they name: see `closed`) and generates, with Hypothesis,
+bodies that fit the schema and bodies that break it; each is sent to the real app (real
+Serve, real vLLM). Every answer must be a
 non-5xx within REQUEST_TIMEOUT_S. All examples run and every failure is listed at the end
 (no shrinking: a shrink re-sends requests for minutes). Generation stays bounded by
 QVS_FUZZ_EXAMPLES per mode and operation; completion lengths are capped at MAX_TOKENS (an
@@ -16,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import requests
 import schemathesis
@@ -43,7 +45,25 @@ OPERATIONS = [  # (method, path, modes): any string is a valid model name, so no
 
 @pytest.fixture(scope="module")
 def api_schema(serve_url: str) -> Iterator[Any]:
-    yield schemathesis.openapi.from_url(f"{serve_url}/openapi.json")
+    document = httpx.get(f"{serve_url}/openapi.json", timeout=30).raise_for_status().json()
+    yield schemathesis.openapi.from_dict(closed(document))
+
+
+def closed(schema: Any) -> Any:
+    """`schema` with every object closed to keys it names (`additionalProperties: false`).
+
+    vLLM's request models accept any extra key (their JSON schema says so), but this server
+    refuses unknown fields with a 400; left open, nearly every schema-valid example carries
+    random keys and stops at that 400, never reaching the engine."""
+    if isinstance(schema, dict):
+        if schema.get("additionalProperties") is True or ("properties" in schema and "additionalProperties" not in schema):
+            schema["additionalProperties"] = False
+        for value in schema.values():
+            closed(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            closed(value)
+    return schema
 
 
 def bounded_length(body: Any) -> Any:
