@@ -15,7 +15,7 @@ import re
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
-from ray.exceptions import RayTaskError
+from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
 logger = logging.getLogger("ray.serve")
@@ -94,6 +94,16 @@ class EngineUnavailableError(ServeError, status=503):
     error_type = "service_unavailable"
 
 
+# A model's replica or engine died under the request; Serve replaces the replica (its
+# health check asks the engine), so a retry is served once the new one is up.
+MODEL_UNAVAILABLE = "model_unavailable"
+
+
+def model_unavailable() -> EngineUnavailableError:
+    """The 503 of a request whose replica or engine died while serving it."""
+    return EngineUnavailableError("The model stopped while serving this request; retry shortly.", code=MODEL_UNAVAILABLE)
+
+
 def as_invalid_request(exc: Exception, prompt_param: str = "messages") -> InvalidRequestError:
     """A vLLM rejection of the request (ValueError, VLLMValidationError) as a 400.
 
@@ -155,5 +165,7 @@ def as_serve_error(exc: BaseException) -> ServeError:
         return validation_error(exc)
     if isinstance(exc, (BackPressureError, DeploymentUnavailableError)):
         return EngineUnavailableError("The model is overloaded; retry shortly.", code="overloaded")
+    if isinstance(exc, RayActorError):  # the replica's process died (or is unreachable)
+        return model_unavailable()
     logger.error("Unhandled error while serving a request", exc_info=exc)
     return ServeError("The server had an error while processing your request.")

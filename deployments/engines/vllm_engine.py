@@ -18,11 +18,12 @@ from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.outputs import CompletionOutput, RequestOutput
 from vllm.sampling_params import RequestOutputKind
 from vllm.v1.engine.async_llm import AsyncLLM
+from vllm.v1.engine.exceptions import EngineDeadError
 from vllm.v1.metrics.ray_wrappers import RayPrometheusStatLogger
 
 from deployments.config import ModelConfig
 from deployments.engines.protocol import EnginePrompt
-from deployments.errors import EngineUnavailableError
+from deployments.errors import EngineUnavailableError, model_unavailable
 from deployments.placement import engine_executor_backend
 from deployments.calls import Delta
 
@@ -92,6 +93,15 @@ class VLLMEngine:
         self, prompt: EnginePrompt, params: SamplingParams, request_id: str
     ) -> AsyncIterator[list[Delta]]:
         params.output_kind = RequestOutputKind.DELTA
+        try:
+            async for deltas in self._deltas(prompt, params, request_id):
+                yield deltas
+        except EngineDeadError:  # the engine core died: every request of this replica fails
+            raise model_unavailable() from None
+
+    async def _deltas(
+        self, prompt: EnginePrompt, params: SamplingParams, request_id: str
+    ) -> AsyncIterator[list[Delta]]:
         completion_tokens: dict[int, int] = {}
         prompt_tokens = 0
         async for output in self._engine().generate(prompt, params, request_id):

@@ -8,11 +8,12 @@ import pickle
 
 import pytest
 from pydantic import BaseModel, ValidationError
-from ray.exceptions import RayTaskError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayTaskError
 from ray.serve.exceptions import BackPressureError
 
 from deployments.errors import (
     EngineUnavailableError,
+    MODEL_UNAVAILABLE,
     InvalidRequestError,
     MediaRefusedError,
     ServeError,
@@ -83,3 +84,10 @@ def test_any_exception_is_classified_once_into_a_serve_error():
     internal = as_serve_error(RuntimeError("/secret/path at 0xdeadbeef"))
     assert type(internal) is ServeError and internal.status_code == 500
     assert "secret" not in internal.message and "0x" not in internal.message
+
+
+@pytest.mark.parametrize("death", [ActorDiedError(), ActorUnavailableError("unreachable", None)])
+def test_a_replica_that_died_under_the_request_is_a_503_to_retry(death):
+    error = as_serve_error(death)
+    assert (error.status_code, error.error_type, error.code) == (503, "service_unavailable", MODEL_UNAVAILABLE)
+    assert "retry" in error.message
