@@ -7,7 +7,7 @@ and resolves them concurrently. Fetching is async (fetch.py: SSRF-safe http(s), 
 allowed local files); decoding and resizing run in worker threads (image.py, video.py), so
 the event loop keeps serving. Results are cached by URL or content hash (cache.py).
 
-Limits (docs/reliability-media.md): each request gets a `MediaBudget` (budget.py): all its
+Limits (docs/reliability.md, Limits): each request gets a `MediaBudget` (budget.py): all its
 media work ends by `request_deadline_s` (504 `media_timeout`), it downloads at most
 `max_fetches_per_request` items at once and decodes at most `max_request_decoded_pixels`.
 Decoding runs on the resolver's own pool of `decode_threads` threads (more decodes wait

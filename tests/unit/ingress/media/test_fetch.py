@@ -90,7 +90,7 @@ def test_the_guarded_pool_replaces_httpx_private_transport_pool():
     assert isinstance(client._transport._pool._network_backend, _GuardedBackend)
 
 
-# -- hostile servers and isolation between clients (docs/reliability-media.md) ------------------
+# -- hostile servers and isolation between clients (docs/reliability.md, Limits) ------------------
 
 
 def _gzip_bomb(unpacked: int) -> bytes:

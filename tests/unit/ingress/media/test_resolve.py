@@ -106,7 +106,7 @@ async def test_resolve_keeps_the_order_and_raises_the_first_refusal(recorded):
     assert caught.value.param == "b"
 
 
-# -- per-request budget and the decode pool (docs/reliability-media.md) -------------------------
+# -- per-request budget and the decode pool (docs/reliability.md, Limits) -------------------------
 
 
 async def test_a_slow_download_ends_at_the_request_deadline_with_a_504(recording_server, recorded):

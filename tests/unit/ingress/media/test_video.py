@@ -89,7 +89,7 @@ async def test_qwen3_vl_frame_list_video_matches_fetch_video_with_patch_16():
     assert_close(frames, expected.permute(0, 2, 3, 1).numpy(), VIDEO_MAX_DIFF, VIDEO_MAX_MEAN)
 
 
-# -- hostile videos (docs/reliability-media.md) --------------------------------------------------
+# -- hostile videos (docs/reliability.md, Limits) --------------------------------------------------
 
 
 def _gif(frames: int = 4) -> bytes:
