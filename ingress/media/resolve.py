@@ -26,12 +26,15 @@ from deployments.config import MediaConfig
 from deployments.errors import MediaRefusedError
 from ingress.media.cache import MediaCache
 from ingress.media.fetch import MediaFetcher
-from ingress.media.image import prepare_image, sizing_from
+from ingress.media.fitting import MediaShape
+from ingress.media.image import prepare_image, probe_image, sizing_from
 from ingress.media.options import check_pixel_bounds
-from ingress.media.video import VideoItem, decode_video, frames_video, open_frame
+from ingress.media.video import VideoItem, decode_video, frames_video, open_frame, probe_video
+from qwen_vl_utils.vision_process import FRAME_FACTOR, ceil_by_factor
 from ingress.metrics import record_media_decode, record_media_fetch, record_media_refusal
 
 T = TypeVar("T")
+_SHAPE_CACHE_BYTES = 4 * 1024 * 1024  # ~16k entries of 256 bytes
 
 
 class MediaItem(NamedTuple):
@@ -40,6 +43,18 @@ class MediaItem(NamedTuple):
     ref: str | list[str]  # a URL or path; for a video also a list of frame images
     options: dict[str, Any]
     param: str
+
+
+class Probed(NamedTuple):
+    """An item's bytes (None: by URL, fetched when needed), its cache key, its size before resizing."""
+
+    data: bytes | list[bytes] | None  # a list: the frame images of a video given as frames
+    source: tuple
+    shape: MediaShape
+
+
+# (shapes, options) of every item, images first -> the options each item is resized with
+Plan = Callable[[list[MediaShape], list[dict[str, Any]]], list[dict[str, Any]]]
 
 
 def _options_key(options: dict[str, Any]) -> tuple:
@@ -63,6 +78,7 @@ class MediaResolver:
         self.config = config or MediaConfig()
         self.fetcher = MediaFetcher(self.config)
         self.cache = MediaCache(self.config.cache_max_bytes)
+        self.shapes = MediaCache(_SHAPE_CACHE_BYTES)  # sizes read from headers, by source
 
     async def _fetch(self, ref: Any, kind: str, param: str, max_bytes: int) -> bytes:
         """The bytes behind `ref`, recording the fetch (source: data, http or file)."""
@@ -88,61 +104,70 @@ class MediaResolver:
             data = self.cache.put(key, await self._fetch(ref, kind, param, max_bytes))
         return data
 
-    async def resolve(self, images: list[MediaItem], videos: list[MediaItem]) -> tuple[list[Any], list[Any]]:
-        """Every item of a request, concurrently, in order; the first failure cancels the rest."""
+    async def resolve(self, images: list[MediaItem], videos: list[MediaItem],
+                      plan: Plan | None = None) -> tuple[list[Any], list[Any]]:
+        """Every item of a request, concurrently, in order; the first failure cancels the rest.
+
+        Sizes come first (headers: nothing decoded yet); `plan` may then change each item's
+        options knowing them all (fitting to the context, ingress/media/fitting.py)."""
         if not images and not videos:
             return [], []
-        tasks = [asyncio.ensure_future(self.image(*item)) for item in images]
-        tasks += [asyncio.ensure_future(self.video(*item)) for item in videos]
-        try:
-            resolved = await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                if not task.done():
-                    task.cancel()
+        probed = await _all([self._probe("image", item) for item in images]
+                            + [self._probe("video", item) for item in videos])
+        if plan is not None:
+            options = plan([p.shape for p in probed], [item.options for item in (*images, *videos)])
+            images = [item._replace(options=o) for item, o in zip(images, options)]
+            videos = [item._replace(options=o) for item, o in zip(videos, options[len(images):])]
+        resolved = await _all([self._decode("image", item, p) for item, p in zip(images, probed)]
+                              + [self._decode("video", item, p) for item, p in zip(videos, probed[len(images):])])
         return list(resolved[: len(images)]), list(resolved[len(images):])
 
     async def image(self, ref: Any, options: dict[str, Any], param: str) -> np.ndarray:
         """An image reference -> resized RGB uint8 (H, W, 3)."""
-        return await _counting_refusals("image", self._image(ref, options, param))
+        item = MediaItem(ref, options, param)
+        return await self._decode("image", item, await self._probe("image", item))
 
     async def video(self, ref: Any, options: dict[str, Any], param: str) -> VideoItem:
         """A video reference (URL/path/data URL, or a list of frame images) -> (frames, metadata)."""
-        return await _counting_refusals("video", self._video(ref, options, param))
+        item = MediaItem(ref, options, param)
+        return await self._decode("video", item, await self._probe("video", item))
 
-    async def _image(self, ref: Any, options: dict[str, Any], param: str) -> np.ndarray:
-        check_pixel_bounds(options, param)
-        sizing, max_pixels = sizing_from(options), self.config.max_image_pixels
-        return await self._decoded(
-            "image", ref, options, param, self.config.max_image_bytes,
-            lambda data: prepare_image(data, sizing, param, max_pixels),
-        )
+    async def _probe(self, kind: str, item: MediaItem) -> Probed:
+        """The item's bytes (None: fetch when needed) and its size before resizing."""
+        check_pixel_bounds(item.options, item.param)
+        if kind == "image":
+            work = self._probe_image(item)
+        elif isinstance(item.ref, list):
+            work = self._probe_frame_list(item)
+        else:
+            work = self._probe_video(item)
+        return await _counting_refusals(kind, work)
 
-    async def _video(self, ref: Any, options: dict[str, Any], param: str) -> VideoItem:
-        check_pixel_bounds(options, param)
-        if isinstance(ref, list):
-            return await self._frame_list(ref, options, param)
-        return await self._decoded(
-            "video", ref, options, param, self.config.max_video_bytes,
-            lambda data: decode_video(data, options, param, self.config),
-        )
+    async def _probe_image(self, item: MediaItem) -> Probed:
+        ref, _, param = item
+        data, source = await self._bytes(ref, "image", param, self.config.max_image_bytes)
+        key = ("image", source)
+        size = self.shapes.get(key) if source != ("uncached",) else None
+        if size is None:
+            if data is None:
+                data = await self._fetch_cached_url(ref, "image", param, self.config.max_image_bytes)
+            size = self.shapes.put(key, probe_image(data, param, self.config.max_image_pixels))
+        return Probed(data, source, MediaShape("image", *size))
 
-    async def _decoded(
-        self, kind: str, ref: Any, options: dict[str, Any], param: str, max_bytes: int, decode: Callable[[bytes], T]
-    ) -> T:
-        """Fetch (or find in the cache) and `decode` one item; the decoded result is cached."""
-        data, source = await self._bytes(ref, kind, param, max_bytes)
-        key = (kind, source, _options_key(options))
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
-        if data is None:
-            data = await self._fetch_cached_url(ref, kind, param, max_bytes)
-        item, seconds = await _timed_in_thread(decode, data)
-        record_media_decode(kind, seconds)
-        return self.cache.put(key, item)
+    async def _probe_video(self, item: MediaItem) -> Probed:
+        ref, options, param = item
+        data, source = await self._bytes(ref, "video", param, self.config.max_video_bytes)
+        key = ("video", source, _options_key(options))
+        size = self.shapes.get(key) if source != ("uncached",) else None
+        if size is None:
+            if data is None:
+                data = await self._fetch_cached_url(ref, "video", param, self.config.max_video_bytes)
+            size = self.shapes.put(key, await asyncio.to_thread(probe_video, data, options, param, self.config))
+        frames, height, width = size
+        return Probed(data, source, MediaShape("video", height, width, frames, resamplable="nframes" not in options))
 
-    async def _frame_list(self, refs: list[Any], options: dict[str, Any], param: str) -> VideoItem:
+    async def _probe_frame_list(self, item: MediaItem) -> Probed:
+        refs, _, param = item
         if not refs:
             raise MediaRefusedError("A video given as frames needs at least one frame", param)
         if len(refs) > self.config.max_video_frames:
@@ -150,15 +175,65 @@ class MediaResolver:
                 f"At most {self.config.max_video_frames} frames per video", param, code="too_many_frames"
             )
 
-        async def one(i: int, ref: Any):  # noqa: ANN202 - (PIL image, decode seconds)
+        async def one(i: int, ref: Any) -> tuple[bytes, tuple[int, int]]:
             frame_param = f"{param}[{i}]"
             data = await self._fetch(ref, "video", frame_param, self.config.max_image_bytes)
-            return await _timed_in_thread(open_frame, data, frame_param, self.config.max_image_pixels)
+            return data, probe_image(data, frame_param, self.config.max_image_pixels)
 
-        opened = await asyncio.gather(*(one(i, r) for i, r in enumerate(refs)))
+        fetched = await asyncio.gather(*(one(i, r) for i, r in enumerate(refs)))
+        height, width = fetched[0][1]
+        frames = ceil_by_factor(len(refs), FRAME_FACTOR)
+        shape = MediaShape("video", height, width, frames, frame_list=True)
+        return Probed([data for data, _ in fetched], ("frames",), shape)
+
+    async def _decode(self, kind: str, item: MediaItem, probed: Probed) -> Any:
+        """The item resized with its (final) options; cached by source and options."""
+        ref, options, param = item
+        check_pixel_bounds(options, param)
+        if isinstance(probed.data, list):
+            return await _counting_refusals(kind, self._frame_list(probed.data, options, param))
+        if kind == "image":
+            sizing, max_pixels = sizing_from(options), self.config.max_image_pixels
+            decode: Callable[[bytes], Any] = lambda data: prepare_image(data, sizing, param, max_pixels)  # noqa: E731
+            max_bytes = self.config.max_image_bytes
+        else:
+            decode = lambda data: decode_video(data, options, param, self.config)  # noqa: E731
+            max_bytes = self.config.max_video_bytes
+        return await _counting_refusals(kind, self._decoded(kind, ref, probed, options, param, max_bytes, decode))
+
+    async def _decoded(self, kind: str, ref: Any, probed: Probed, options: dict[str, Any], param: str,
+                       max_bytes: int, decode: Callable[[bytes], T]) -> T:
+        """`decode` one fetched item (or find it in the cache); the decoded result is cached."""
+        key = (kind, probed.source, _options_key(options))
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        data = probed.data
+        if data is None:
+            data = await self._fetch_cached_url(ref, kind, param, max_bytes)
+        item, seconds = await _timed_in_thread(decode, data)
+        record_media_decode(kind, seconds)
+        return self.cache.put(key, item)
+
+    async def _frame_list(self, frames: list[bytes], options: dict[str, Any], param: str) -> VideoItem:
+        async def one(i: int, data: bytes):  # noqa: ANN202 - (RGB array, decode seconds)
+            return await _timed_in_thread(open_frame, data, f"{param}[{i}]", self.config.max_image_pixels)
+
+        opened = await asyncio.gather(*(one(i, data) for i, data in enumerate(frames)))
         item, seconds = await _timed_in_thread(frames_video, [image for image, _ in opened], options, param)
         record_media_decode("video", seconds + sum(s for _, s in opened))  # one video, all its frames
         return item
+
+
+async def _all(work: list[Awaitable[Any]]) -> list[Any]:
+    """Results of `work` run concurrently, in order; the first failure cancels the rest."""
+    tasks = [asyncio.ensure_future(w) for w in work]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
 
 
 async def _counting_refusals(kind: str, work: Awaitable[T]) -> T:

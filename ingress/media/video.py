@@ -63,18 +63,16 @@ def sample_indices(ele: dict[str, Any], total_frames: int, video_fps: float, cap
     return torch.linspace(start, end, nframes).round().long().tolist(), count
 
 
-def resize_frames(frames: np.ndarray, options: dict[str, Any], param: str) -> np.ndarray:
-    """qwen-vl-utils' video resize: per-frame budget from total_pixels, bicubic antialias (uint8)."""
-    nframes, height, width, _ = frames.shape
+def frame_size(nframes: int, height: int, width: int, options: dict[str, Any], param: str = "") -> tuple[int, int]:
+    """qwen-vl-utils' video frame size: a per-frame budget from total_pixels, then smart_resize."""
     min_pixels = options.get("min_pixels", VIDEO_FRAME_MIN_PIXELS)
     total_pixels = options.get("total_pixels", DEFAULT_TOTAL_PIXELS)
     max_pixels = max(min(VIDEO_FRAME_MAX_PIXELS, total_pixels / nframes * FRAME_FACTOR), int(min_pixels * 1.05))
     max_pixels = min(options.get("max_pixels", max_pixels), max_pixels)
     try:
         if "resized_height" in options and "resized_width" in options:
-            target = smart_resize(options["resized_height"], options["resized_width"], factor=FACTOR)
-        else:
-            target = smart_resize(height, width, factor=FACTOR, min_pixels=min_pixels, max_pixels=max_pixels)
+            return smart_resize(options["resized_height"], options["resized_width"], factor=FACTOR)
+        return smart_resize(height, width, factor=FACTOR, min_pixels=min_pixels, max_pixels=max_pixels)
     except AssertionError:  # max_pixels below the (default) min_pixels
         raise MediaRefusedError(
             f"max_pixels must be at least min_pixels ({int(min_pixels)} for video frames by default)",
@@ -82,16 +80,21 @@ def resize_frames(frames: np.ndarray, options: dict[str, Any], param: str) -> np
         ) from None
     except ValueError:  # aspect ratio beyond 200:1
         raise UnprocessableMediaError("The video's frame size cannot be resized", param, code="invalid_video") from None
+
+
+def resize_frames(frames: np.ndarray, options: dict[str, Any], param: str) -> np.ndarray:
+    """qwen-vl-utils' video resize: per-frame budget from total_pixels, bicubic antialias (uint8)."""
+    nframes, height, width, _ = frames.shape
+    target = frame_size(nframes, height, width, options, param)
     if target == (height, width):
         return np.ascontiguousarray(frames)
     return interpolate_bicubic(np.ascontiguousarray(frames), *target)
 
 
-def decode_video(data: bytes, options: dict[str, Any], param: str, config: MediaConfig) -> VideoItem:
-    """Video bytes -> sampled, resized frames and metadata; runs in a worker thread."""
+def _checked_probe(data: bytes, param: str, config: MediaConfig) -> tuple[int, float, int, int]:
+    """(frames, fps, width, height) from the container, refused beyond the server's limits."""
     import av
 
-    ele = _sampling_ele(options, config)
     try:
         total, fps, width, height = _probe(data)
     except (av.FFmpegError, IndexError, ValueError, ZeroDivisionError, TypeError, OSError):
@@ -106,14 +109,35 @@ def decode_video(data: bytes, options: dict[str, Any], param: str, config: Media
             f"The video is longer than this server accepts ({config.max_video_source_frames} frames, "
             f"{config.max_video_duration_s:g} s)", param, code="media_too_large",
         )
+    return total, fps, width, height
+
+
+def _checked_indices(ele: dict[str, Any], total: int, fps: float, config: MediaConfig,
+                     param: str) -> tuple[list[int], int]:
+    try:
+        return sample_indices(ele, total, fps, config.max_video_frames)
+    except (ValueError, AssertionError):
+        raise MediaRefusedError(
+            "The video's sampling options do not fit this video (video_start/video_end, fps or nframes)",
+            param, code="invalid_video_options",
+        ) from None
+
+
+def probe_video(data: bytes, options: dict[str, Any], param: str, config: MediaConfig) -> tuple[int, int, int]:
+    """(frames sampled, height, width) a video file will give, from its container's header."""
+    total, fps, width, height = _checked_probe(data, param, config)
+    indices, _ = _checked_indices(_sampling_ele(options, config), total, fps, config, param)
+    return len(indices), height, width
+
+
+def decode_video(data: bytes, options: dict[str, Any], param: str, config: MediaConfig) -> VideoItem:
+    """Video bytes -> sampled, resized frames and metadata; runs in a worker thread."""
+    import av
+
+    ele = _sampling_ele(options, config)
+    total, fps, width, height = _checked_probe(data, param, config)
     for _ in range(2):  # a second pass when the container misreported its frame count
-        try:
-            indices, count = sample_indices(ele, total, fps, config.max_video_frames)
-        except (ValueError, AssertionError):
-            raise MediaRefusedError(
-                "The video's sampling options do not fit this video (video_start/video_end, fps or nframes)",
-                param, code="invalid_video_options",
-            ) from None
+        indices, count = _checked_indices(ele, total, fps, config, param)
         try:
             frames, decoded = _decode_frames(data, indices)
         except (av.FFmpegError, ValueError, OSError):
@@ -183,16 +207,8 @@ def frames_video(images: list[np.ndarray], options: dict[str, Any], param: str) 
     factor of 56, with the part's own min/max_pixels, before the video resize; kept, so the
     sizes match (and the pixels, within the resize's tolerance).
     """
-    from qwen_vl_utils.vision_process import IMAGE_MAX_TOKEN_NUM, IMAGE_MIN_TOKEN_NUM
-
-    frame_factor = FACTOR * 2
-    sizing = ImageSizing(
-        min_pixels=options.get("min_pixels", IMAGE_MIN_TOKEN_NUM * frame_factor**2),
-        max_pixels=options.get("max_pixels", IMAGE_MAX_TOKEN_NUM * frame_factor**2),
-        resized_height=options.get("resized_height"),
-        resized_width=options.get("resized_width"),
-    )
-    arrays = [resize_image(image, sizing, param, frame_factor) for image in images]
+    sizing = _frame_list_sizing(options)
+    arrays = [resize_image(image, sizing, param, FRAME_LIST_FACTOR) for image in images]
     if len({a.shape for a in arrays}) != 1:
         raise UnprocessableMediaError("The frames of a video must all have the same size", param,
                                       code="invalid_video")
@@ -211,6 +227,25 @@ def frames_video(images: list[np.ndarray], options: dict[str, Any], param: str) 
         "do_sample_frames": False,
     }
     return frames, metadata
+
+
+FRAME_LIST_FACTOR = FACTOR * 2
+
+
+def _frame_list_sizing(options: dict[str, Any]) -> ImageSizing:
+    from qwen_vl_utils.vision_process import IMAGE_MAX_TOKEN_NUM, IMAGE_MIN_TOKEN_NUM
+
+    return ImageSizing(
+        min_pixels=options.get("min_pixels", IMAGE_MIN_TOKEN_NUM * FRAME_LIST_FACTOR**2),
+        max_pixels=options.get("max_pixels", IMAGE_MAX_TOKEN_NUM * FRAME_LIST_FACTOR**2),
+        resized_height=options.get("resized_height"),
+        resized_width=options.get("resized_width"),
+    )
+
+
+def frame_list_size(height: int, width: int, options: dict[str, Any]) -> tuple[int, int]:
+    """The size `frames_video` first resizes each frame image to (before the video resize)."""
+    return _frame_list_sizing(options).target(height, width, FRAME_LIST_FACTOR)
 
 
 def open_frame(data: bytes, param: str, max_source_pixels: int) -> np.ndarray:
