@@ -89,6 +89,10 @@ class ChatRequest:
     messages: tuple[Message, ...]
     media_options: dict[str, Any] = field(default_factory=dict)  # `mm_processor_kwargs`, validated
 
+    @property
+    def has_media(self) -> bool:
+        return any(isinstance(p, MediaPart) for m in self.messages for p in m.parts)
+
 
 def parse_chat_request(body: Any, max_n: int, media: MediaConfig) -> ChatRequest:
     """Validate a chat completion body; 400 naming the field on any problem."""
@@ -262,12 +266,10 @@ def _tool_call(call: Any, param: str) -> dict[str, Any]:
 async def build_prompt(request: ChatRequest, model: ModelConfig, media: MediaResolver,
                        max_model_len: int | None = None) -> tuple[ChatPrompt, FitReport | None]:
     """Qwen-format messages for `model`, their media checked against its limits, fitted to its
-    context (`max_model_len`, else the config's) and resolved; what fitting did, if anything."""
+    context (`max_model_len`; None: not fitted) and resolved; what fitting did, if anything."""
     plan = _MediaPlan(model, request.media_options, media.config)
     messages = [_qwen_message(message, plan) for message in request.messages]
-    context = ContextPlan.build(
-        model, media.config, max_model_len or model.engine_args.get("max_model_len"), messages, request.sampling
-    )
+    context = ContextPlan.build(model, media.config, max_model_len, messages, request.sampling)
     images, videos = await media.resolve(plan.items["image"], plan.items["video"], context)
     record_media_counts(model.name, len(images), len(videos))
     if context.report is not None:

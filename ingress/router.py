@@ -114,6 +114,17 @@ class ModelRouter:
         results = await asyncio.gather(*(one(r) for r in self.routes.values()))
         return dict(zip(self.routes, results))
 
+    async def context_length(self, route: Route) -> int | None:
+        """The model's context (`max_model_len`): as its engine reported it, else as configured;
+        asked of the model once when neither is known yet (None when it cannot answer)."""
+        configured = route.config.engine_args.get("max_model_len")
+        if route.info is None and not isinstance(configured, int):
+            try:
+                route.info = await route.client.info()
+            except Exception:  # the request itself will meet the failure, with its own status
+                return None
+        return route.info.max_model_len if route.info is not None else configured
+
     def ready_models(self) -> list[ModelInfo]:
         """Models whose engine has answered at least once."""
         return [r.info for r in self.routes.values() if r.info is not None]

@@ -21,7 +21,7 @@ from typing import Any
 
 from deployments.config import MediaConfig, ModelConfig
 from deployments.errors import InvalidRequestError
-from ingress.media.fitting import Fitted, MediaShape, fit_media, pixels_of, text_token_bound, tokens_of
+from ingress.media.fitting import ContextTooSmallError, Fitted, MediaShape, fit_media, pixels_of, text_token_bound, tokens_of
 from ingress.media.options import VisionLimits
 
 logger = logging.getLogger("ray.serve")
@@ -67,7 +67,19 @@ class ContextPlan:
         factor = limits.spec.factor
         if self.model.media.fit_to_context and self.max_model_len is not None:
             budget = self.max_model_len - self.text_tokens - self.answer_tokens
-            fitted = fit_media(shapes, options, factor, budget, {"image": limits.image_min, "video": limits.frame_min})
+            floors = {"image": limits.image_min, "video": limits.frame_min}
+            try:
+                fitted = fit_media(shapes, options, factor, budget, floors)
+            except ContextTooSmallError as error:
+                raise InvalidRequestError(
+                    f"The request's images and videos need at least {error.needed} tokens at their smallest "
+                    f"allowed sizes; the model's context of {self.max_model_len} tokens allows {max(budget, 0)} "
+                    f"for them (up to {self.text_tokens} go to the text, {self.answer_tokens} to the answer). "
+                    "Send fewer or smaller images, less text, or a lower max_tokens.",
+                    param="messages", code="context_length_exceeded",
+                ) from None
+            except ValueError:  # an aspect ratio qwen-vl-utils refuses: its decode says so (422)
+                return options
             self._note(fitted, shapes, options, factor)
             options = fitted.options
         pixels = sum(pixels_of(s, o, factor) for s, o in zip(shapes, options))

@@ -24,7 +24,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from deployments.errors import InvalidRequestError
 from ingress.media.image import sizing_from
 from ingress.media.video import frame_list_size, frame_size
 
@@ -86,8 +85,12 @@ class Fitted:
         return self.tokens < self.tokens_before
 
 
-class ContextTooSmallError(InvalidRequestError):
-    """Even at their smallest sizes the media leave no room for the text and the answer."""
+class ContextTooSmallError(ValueError):
+    """Even at their smallest sizes the media exceed their budget (`needed` tokens)."""
+
+    def __init__(self, needed: int) -> None:
+        super().__init__(f"the media need at least {needed} tokens")
+        self.needed = needed
 
 
 def fit_media(
@@ -96,7 +99,8 @@ def fit_media(
     """Options that bring the items' tokens within `budget`, scaled down together; order kept.
 
     `floors` holds the smallest area per kind ("image", "video") where an item's options give
-    no `min_pixels`. Raises ContextTooSmallError when even the smallest sizes exceed `budget`.
+    no `min_pixels`. Raises ContextTooSmallError when even the smallest sizes exceed `budget`
+    (and ValueError for an aspect ratio qwen-vl-utils refuses).
     """
     before = sum(tokens_of(s, o, factor) for s, o in zip(shapes, options))
     if before <= budget:
@@ -117,13 +121,7 @@ def fit_media(
         return Fitted(fitted, before, total(fitted), scale)
     frames_scale = _largest(lambda q: total(at(0.0, q)) <= budget)
     if frames_scale is None:
-        needed = total(at(0.0, 0.0))
-        raise ContextTooSmallError(
-            f"The request's images and videos need at least {needed} tokens at their smallest allowed "
-            f"sizes, but the model's context leaves {max(budget, 0)} tokens for them after the text "
-            "and the answer; send fewer or smaller images, less text, or a lower max_tokens",
-            param="messages", code="context_length_exceeded",
-        )
+        raise ContextTooSmallError(total(at(0.0, 0.0)))
     fitted = at(0.0, frames_scale)
     return Fitted(fitted, before, total(fitted), 0.0, frames_scale)
 
@@ -145,10 +143,18 @@ def _area(shape: MediaShape, options: dict[str, Any], factor: int) -> int:
 
 
 def _smallest_area(shape: MediaShape, options: dict[str, Any], factor: int, floor: int) -> int:
-    """The smallest `max_pixels` allowed: the item's min_pixels, and enough for its short side
-    to keep one factor (smart_resize would round an extreme aspect ratio to zero below it)."""
-    long, short = max(shape.height, shape.width), max(1, min(shape.height, shape.width))
-    return max(int(options.get("min_pixels", floor)), math.ceil(factor * factor * long / short * 1.01))
+    """The smallest `max_pixels` whose size keeps the item's min_pixels: smart_resize floors both
+    sides when it shrinks, so `max_pixels == min_pixels` can land below it (or, for a very long
+    image, on a side of zero)."""
+    least = int(options.get("min_pixels", floor))
+    current = _area(shape, options, factor)
+    candidate = least
+    for _ in range(_SEARCH_STEPS):
+        area = _area(shape, {**options, "max_pixels": candidate}, factor)
+        if area >= min(least, current):
+            return candidate
+        candidate = int(candidate * 1.05) + factor
+    return max(candidate, current)
 
 
 def _scaled(shape: MediaShape, options: dict[str, Any], area: int, low: int, scale: float,
