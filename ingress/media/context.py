@@ -21,6 +21,7 @@ from typing import Any
 
 from deployments.config import MediaConfig, ModelConfig
 from deployments.errors import InvalidRequestError
+from deployments.tools import tool_schemas
 from ingress.media.fitting import ContextTooSmallError, Fitted, MediaShape, fit_media, pixels_of, text_token_bound, tokens_of
 from ingress.media.options import VisionLimits
 
@@ -59,7 +60,7 @@ class ContextPlan:
             warnings.simplefilter("ignore", DeprecationWarning)
             requested = getattr(request, "max_completion_tokens", None) or getattr(request, "max_tokens", None)
         room = min(requested, model.media.answer_tokens) if requested else model.media.answer_tokens
-        text = text_token_bound(messages, getattr(request, "tools", None))
+        text = text_token_bound(messages, tool_schemas(request))
         return cls(model, config, max_model_len, text, room)
 
     def __call__(self, shapes: list[MediaShape], options: list[dict[str, Any]]) -> list[dict[str, Any]]:
