@@ -264,12 +264,13 @@ def _tool_call(call: Any, param: str) -> dict[str, Any]:
 
 
 async def build_prompt(request: ChatRequest, model: ModelConfig, media: MediaResolver,
-                       max_model_len: int | None = None) -> tuple[ChatPrompt, FitReport | None]:
+                       max_model_len: int | None = None, max_item_tokens: int = 0) -> tuple[ChatPrompt, FitReport | None]:
     """Qwen-format messages for `model`, their media checked against its limits, fitted to its
-    context (`max_model_len`; None: not fitted) and resolved; what fitting did, if anything."""
+    context (`max_model_len`; None: not fitted) and to the engine's most tokens per item, and
+    resolved; what fitting did, if anything."""
     plan = _MediaPlan(model, request.media_options, media.config)
     messages = [_qwen_message(message, plan) for message in request.messages]
-    context = ContextPlan.build(model, media.config, max_model_len, messages, request.sampling)
+    context = ContextPlan.build(model, media.config, max_model_len, messages, request.sampling, max_item_tokens)
     images, videos = await media.resolve(plan.items["image"], plan.items["video"], context)
     record_media_counts(model.name, len(images), len(videos))
     if context.report is not None:

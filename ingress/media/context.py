@@ -33,7 +33,7 @@ class FitReport:
     """What fitting did to one request's media."""
 
     count: int  # items made smaller
-    scale: float  # linear factor on their areas
+    scale: float  # linear factor on the media's area: sqrt(tokens after / before)
     tokens_before: int
     tokens: int
 
@@ -51,17 +51,18 @@ class ContextPlan:
     max_model_len: int | None
     text_tokens: int  # an upper bound (fitting.text_token_bound)
     answer_tokens: int
+    max_item_tokens: int = 0  # the engine's most tokens per image or video (0: none known)
     report: FitReport | None = field(default=None, init=False)
 
     @classmethod
     def build(cls, model: ModelConfig, config: MediaConfig, max_model_len: int | None,
-              messages: list[dict[str, Any]], request: Any) -> ContextPlan:
+              messages: list[dict[str, Any]], request: Any, max_item_tokens: int = 0) -> ContextPlan:
         with warnings.catch_warnings():  # `max_tokens` is deprecated, yet clients send it
             warnings.simplefilter("ignore", DeprecationWarning)
             requested = getattr(request, "max_completion_tokens", None) or getattr(request, "max_tokens", None)
         room = min(requested, model.media.answer_tokens) if requested else model.media.answer_tokens
         text = text_token_bound(messages, tool_schemas(request))
-        return cls(model, config, max_model_len, text, room)
+        return cls(model, config, max_model_len, text, room, max_item_tokens)
 
     def __call__(self, shapes: list[MediaShape], options: list[dict[str, Any]]) -> list[dict[str, Any]]:
         limits = VisionLimits.of(self.model)
@@ -70,7 +71,7 @@ class ContextPlan:
             budget = self.max_model_len - self.text_tokens - self.answer_tokens
             floors = {"image": limits.image_min, "video": limits.frame_min}
             try:
-                fitted = fit_media(shapes, options, factor, budget, floors)
+                fitted = fit_media(shapes, options, factor, budget, floors, self.max_item_tokens)
             except ContextTooSmallError as error:
                 raise InvalidRequestError(
                     f"The request's images and videos need at least {error.needed} tokens at their smallest "
@@ -97,10 +98,11 @@ class ContextPlan:
             return
         count = sum(tokens_of(s, new, factor) < tokens_of(s, old, factor)
                     for s, old, new in zip(shapes, before, fitted.options))
-        self.report = FitReport(count, fitted.scale, fitted.tokens_before, fitted.tokens)
+        scale = (fitted.tokens / fitted.tokens_before) ** 0.5  # the linear factor, all items together
+        self.report = FitReport(count, scale, fitted.tokens_before, fitted.tokens)
         logger.info(
             "Fitted %d of %d media items to %s's context of %d tokens: scale %.3f, frames x%.3f, "
-            "%d -> %d tokens (text at most %d, answer %d)", count, len(shapes), self.model.name,
-            self.max_model_len, fitted.scale, fitted.frames_scale, fitted.tokens_before, fitted.tokens,
-            self.text_tokens, self.answer_tokens,
+            "%d -> %d tokens (text at most %d, answer %d, at most %d per item)", count, len(shapes),
+            self.model.name, self.max_model_len, scale, fitted.frames_scale, fitted.tokens_before,
+            fitted.tokens, self.text_tokens, self.answer_tokens, self.max_item_tokens,
         )

@@ -94,17 +94,23 @@ class ContextTooSmallError(ValueError):
 
 
 def fit_media(
-    shapes: list[MediaShape], options: list[dict[str, Any]], factor: int, budget: int, floors: dict[str, int]
+    shapes: list[MediaShape], options: list[dict[str, Any]], factor: int, budget: int, floors: dict[str, int],
+    item_tokens: int = 0,
 ) -> Fitted:
     """Options that bring the items' tokens within `budget`, scaled down together; order kept.
+    With `item_tokens`, each item first comes within that many (the engine's per-item limit).
 
     `floors` holds the smallest area per kind ("image", "video") where an item's options give
     no `min_pixels`. Raises ContextTooSmallError when even the smallest sizes exceed `budget`
     (and ValueError for an aspect ratio qwen-vl-utils refuses).
     """
     before = sum(tokens_of(s, o, factor) for s, o in zip(shapes, options))
-    if before <= budget:
-        return Fitted(list(options), before, before)
+    if item_tokens > 0:
+        options = [o if tokens_of(s, o, factor) <= item_tokens else fit_media([s], [o], factor, item_tokens, floors).options[0]
+                   for s, o in zip(shapes, options)]
+    now = sum(tokens_of(s, o, factor) for s, o in zip(shapes, options))
+    if now <= budget:
+        return Fitted(list(options), before, now)
     areas = [_area(s, o, factor) for s, o in zip(shapes, options)]
     lows = [_smallest_area(s, o, factor, floors[s.kind]) for s, o in zip(shapes, options)]
 

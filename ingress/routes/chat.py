@@ -45,8 +45,8 @@ async def start_chat(body: object, exchange: Exchange) -> StartedChat:
     app = exchange.app
     request = parse_chat_request(body, app.max_n, app.media.config)
     route = app.router.route_to_model(request.sampling.model)
-    context = await app.router.context_length(route) if request.has_media else None
-    prompt, fitted = await build_prompt(request, route.config, app.media, context)
+    context, item_tokens = await app.router.media_limits(route) if request.has_media else (None, 0)
+    prompt, fitted = await build_prompt(request, route.config, app.media, context, item_tokens)
     call = GenerateCall(request_id=f"chatcmpl-{exchange.request_id}", prompt=prompt, request=request.sampling)
     return StartedChat(request, route, prompt, route.client.generate(call), call.request_id, fitted)
 

@@ -127,3 +127,12 @@ async def test_a_request_past_the_pixel_budget_is_a_400(configured):
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "media_too_large" and "pixels" in response.json()["error"]["message"]
     assert (await http.post("/v1/chat/completions", json=_ask(_photo(max_pixels=28 * 28 * 500)))).status_code == 200
+
+
+async def test_images_come_within_the_engines_per_item_limit(http, servers):
+    small = data_url(png_bytes(Image.new("RGB", (1024, 768), "olive")))  # 999 tokens: fits the context
+    servers[MODEL]._engine.max_media_item_tokens = 500  # vLLM's encoder cache, as the engine reports it
+    response = await http.post("/v1/chat/completions", json=_ask({"type": "image_url", "image_url": {"url": small}}))
+    assert response.status_code == 200, response.text
+    (tokens,) = _tokens(servers)
+    assert 400 < tokens <= 500 and response.headers[FITTED_HEADER].endswith(f"tokens=999->{tokens}")

@@ -134,3 +134,11 @@ def test_the_text_bound_is_at_least_the_real_token_count(tiny_cache):
             prompt = renderer.render(messages, tools=with_tools)
             real = len(renderer.tokenizer(prompt)["input_ids"])
             assert real <= text_token_bound(messages, with_tools), (text[:20], with_tools is None)
+
+
+def test_each_item_comes_within_the_engines_per_item_limit_first():
+    shapes = [PHOTO, MediaShape("image", 300, 400)]
+    fitted = fit_media(shapes, [{}, {}], FACTOR, 100_000, FLOORS, item_tokens=3840)
+    big, small = (tokens_of(s, o, FACTOR) for s, o in zip(shapes, fitted.options))
+    assert 3000 < big <= 3840 and fitted.options[1] == {} and fitted.tokens == big + small
+    assert fitted.tokens_before == 15552 + small and fitted.changed
