@@ -135,8 +135,9 @@ def test_fitted_requests_are_counted_from_zero(serve_url, metrics_export_port):
     while set(_fitted_counts(metrics_export_port)) != set(MODELS) and time.monotonic() < deadline:
         time.sleep(1)
     before = _fitted_counts(metrics_export_port)
-    assert set(before) == set(MODELS)  # every vision model's series exists, at 0 until a fit
+    assert set(before) == set(MODELS)  # every vision model's series exists (declared at 0: unit-tested)
     assert _chat(serve_url, MODELS[0], _photo()).status_code == 200
     while _fitted_counts(metrics_export_port)[MODELS[0]] < before[MODELS[0]] + 1 and time.monotonic() < deadline:
         time.sleep(1)
-    assert _fitted_counts(metrics_export_port)[MODELS[0]] == before[MODELS[0]] + 1
+    # at least one more: a fit of an earlier test may still be on its way to the export (1 s)
+    assert _fitted_counts(metrics_export_port)[MODELS[0]] >= before[MODELS[0]] + 1
