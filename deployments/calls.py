@@ -76,3 +76,4 @@ class ModelInfo:
     max_model_len: int
     created: int
     tensor_parallel_size: int = 1
+    max_media_item_tokens: int = 0  # most tokens one image or video may take (0: no limit known)

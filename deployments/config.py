@@ -150,6 +150,30 @@ class MediaDefaults(_Strict):
     )
     fps: float | None = Field(default=None, gt=0, description="Video: frames sampled per second (default 2).")
     max_frames: int | None = Field(default=None, ge=2, description="Video: most frames sampled (default 768).")
+    low_detail_max_pixels: int = Field(
+        default=256 * 28 * 28,
+        ge=1,
+        description=(
+            "Images sent with OpenAI's `detail: low`: largest resized area, in pixels (default "
+            "256 tokens of 28x28, near OpenAI's low-detail cost); a part's own min/max_pixels win."
+        ),
+    )
+    fit_to_context: bool = Field(
+        default=True,
+        description=(
+            "Scale a request's images (and video frames) down, all by one factor, when at their "
+            "sizes they leave no room in the context for the text and the answer (a 400 when even "
+            "their smallest sizes do not fit); false leaves the engine's context check alone."
+        ),
+    )
+    answer_tokens: int = Field(
+        default=1024,
+        ge=1,
+        description=(
+            "Room kept for the answer when images are fitted to the context: the request's "
+            "max_tokens when smaller (a larger max_tokens is capped at the context, as vllm serve does)."
+        ),
+    )
 
 
 class ModelConfig(_Strict):
@@ -275,6 +299,14 @@ class MediaConfig(_Strict):
         default=64 * 1024 * 1024,
         ge=1,
         description="Largest source image (or video frame) area, checked from the header before decoding.",
+    )
+    max_request_pixels: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1,
+        description=(
+            "Most pixels one request's images and video frames may have after resizing, all "
+            "together (3 bytes each), checked before decoding; 400 beyond."
+        ),
     )
     max_images_per_request: int = Field(default=16, ge=0, description="Most images in one request.")
     max_videos_per_request: int = Field(default=2, ge=0, description="Most videos in one request.")

@@ -69,6 +69,7 @@ class ModelServer:
             name=self.config.name,
             family=self.config.family,
             max_model_len=self._engine.max_model_len,
+            max_media_item_tokens=getattr(self._engine, "max_media_item_tokens", 0),
             tensor_parallel_size=self._engine.tensor_parallel_size,
             created=self._created,
         )

@@ -20,6 +20,7 @@ from deployments.config import AppConfig
 from deployments.server import ModelServer
 from ingress.auth import ApiKeyCheck, configured_keys
 from ingress.errors import install_error_handlers
+from ingress.metrics import declare_media_fitted
 from ingress.openapi import install_schemas
 from ingress.router import ModelRouter, ServeModelClient
 from ingress.routes import chat, completions, seeds, ui
@@ -56,6 +57,7 @@ class Ingress:
         self._config = AppConfig.model_validate(config)
         clients = {name: ServeModelClient(handle) for name, handle in models.items()}
         self._router = ModelRouter.from_clients(self._config, clients)
+        declare_media_fitted([m.name for m in self._config.models if m.accepts_images])
 
     def __serve_build_asgi_app__(self):  # noqa: ANN204 - Serve's late-bound ASGI hook
         return create_api(self._config, self._router)

@@ -88,6 +88,11 @@ class IngressMetrics:
             f"{PREFIX}media_refusals", description="Media items refused, by reason (error code).",
             tag_keys=("kind", "reason"),
         )
+        self.media_fitted = Counter(
+            f"{PREFIX}media_fitted_requests",
+            description="Requests whose images or video frames were scaled down to fit the model's context.",
+            tag_keys=("model",),
+        )
         self.backpressure = Counter(
             f"{PREFIX}backpressure_rejections",
             description="Requests refused because a model deployment was overloaded.",
@@ -199,3 +204,16 @@ def record_media_decode(kind: str, seconds: float) -> None:
 def record_media_refusal(kind: str, reason: str | None) -> None:
     """One media item refused; `reason` is the error's code (e.g. `media_too_large`)."""
     ingress_metrics().media_refusals.inc(1, tags={"kind": kind, "reason": reason or "invalid"})
+
+
+def record_media_fitted(model: str) -> None:
+    """One request's media scaled down to fit `model`'s context."""
+    ingress_metrics().media_fitted.inc(1, tags={"model": model})
+
+
+def declare_media_fitted(models: Collection[str]) -> None:
+    """Export the fitted-requests counter at 0 per model from the first scrape (Ray's `inc`
+    refuses 0, and a series that appears only at its first event hides the rate before it)."""
+    counter = ingress_metrics().media_fitted
+    for model in models:
+        counter._record(0, tags={"model": model})  # noqa: SLF001 - the one way to export a zero

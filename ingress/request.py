@@ -33,16 +33,19 @@ from deployments.calls import ChatPrompt
 from deployments.config import MediaConfig, ModelConfig
 from deployments.errors import InvalidRequestError, MediaRefusedError, as_invalid_request, validation_error
 from ingress.media.options import (
+    DETAILS,
     KEYS,
     REQUEST_KEYS,
+    VisionLimits,
     family_options,
     merge_options,
     model_defaults,
     only,
     validate_options,
 )
+from ingress.media.context import ContextPlan, FitReport
 from ingress.media.resolve import MediaItem, MediaResolver
-from ingress.metrics import record_media_counts, record_media_refusal
+from ingress.metrics import record_media_counts, record_media_fitted, record_media_refusal
 
 # Fields the official clients send that vLLM's models do not declare but that are safe to
 # accept: they do not change generation.
@@ -65,6 +68,8 @@ class MediaPart:
     ref_param: str  # where the reference sits, e.g. messages[0].content[1].image_url.url
     part_param: str  # the part itself, e.g. messages[0].content[1]
     options: dict[str, Any]
+    option_params: dict[str, str] = field(default_factory=dict)  # option -> where the client wrote it
+    detail: str | None = None  # OpenAI's image_url.detail: auto, low or high
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,10 @@ class ChatRequest:
     sampling: ChatCompletionRequest  # vLLM's, `messages` empty: what the model deployment needs
     messages: tuple[Message, ...]
     media_options: dict[str, Any] = field(default_factory=dict)  # `mm_processor_kwargs`, validated
+
+    @property
+    def has_media(self) -> bool:
+        return any(isinstance(p, MediaPart) for m in self.messages for p in m.parts)
 
 
 def parse_chat_request(body: Any, max_n: int, media: MediaConfig) -> ChatRequest:
@@ -202,18 +211,26 @@ def _part(part: dict[str, Any], param: str, media: MediaConfig) -> str | MediaPa
             f"Unsupported content part type {kind!r}; expected text, image_url, image, video_url or video",
             f"{param}.type",
         )
-    keys, value, inner = KEYS[noun], part.get(kind), {}
+    keys, value, inner, detail = KEYS[noun], part.get(kind), {}, None
     ref, ref_param = value, f"{param}.{kind}"
     if kind.endswith("_url") and isinstance(value, dict):
         inner = validate_options(value, keys, f"{param}.{kind}", media)
         ref, ref_param = value.get("url"), f"{param}.{kind}.url"
+        detail = _detail(value.get("detail"), f"{param}.{kind}.detail") if noun == "image" else None
     if noun == "video" and isinstance(ref, list):
         if not all(isinstance(r, str) and r for r in ref):
             raise InvalidRequestError("Video frames must be image URLs or paths", ref_param)
     elif not isinstance(ref, str) or not ref:
         raise InvalidRequestError(f"{kind} needs a non-empty URL string", ref_param)
-    options = merge_options(inner, validate_options(part, keys, param, media))
-    return MediaPart(noun, ref, ref_param, param, options)
+    own = validate_options(part, keys, param, media)
+    params = {**{k: f"{param}.{kind}.{k}" for k in inner}, **{k: f"{param}.{k}" for k in own}}
+    return MediaPart(noun, ref, ref_param, param, merge_options(inner, own), params, detail)
+
+
+def _detail(detail: Any, param: str) -> str | None:
+    if detail is None or detail in DETAILS:
+        return detail
+    raise InvalidRequestError(f"detail must be one of {list(DETAILS)}", param, code="invalid_value")
 
 
 def _tool_calls(calls: Any, param: str) -> list[dict[str, Any]] | None:
@@ -247,13 +264,19 @@ def _tool_call(call: Any, param: str) -> dict[str, Any]:
 # -- the prompt for one model: one pass over the typed messages --------------------------------
 
 
-async def build_prompt(request: ChatRequest, model: ModelConfig, media: MediaResolver) -> ChatPrompt:
-    """Qwen-format messages for `model`, their media checked against its limits and resolved."""
+async def build_prompt(request: ChatRequest, model: ModelConfig, media: MediaResolver,
+                       max_model_len: int | None = None, max_item_tokens: int = 0) -> tuple[ChatPrompt, FitReport | None]:
+    """Qwen-format messages for `model`, their media checked against its limits, fitted to its
+    context (`max_model_len`; None: not fitted) and to the engine's most tokens per item, and
+    resolved; what fitting did, if anything."""
     plan = _MediaPlan(model, request.media_options, media.config)
     messages = [_qwen_message(message, plan) for message in request.messages]
-    images, videos = await media.resolve(plan.items["image"], plan.items["video"])
+    context = ContextPlan.build(model, media.config, max_model_len, messages, request.sampling, max_item_tokens)
+    images, videos = await media.resolve(plan.items["image"], plan.items["video"], context)
     record_media_counts(model.name, len(images), len(videos))
-    return ChatPrompt(messages=messages, images=images, videos=videos)
+    if context.report is not None:
+        record_media_fitted(model.name)
+    return ChatPrompt(messages=messages, images=images, videos=videos), context.report
 
 
 def _qwen_message(message: Message, plan: _MediaPlan) -> dict[str, Any]:
@@ -271,11 +294,16 @@ class _MediaPlan:
 
     def __init__(self, model: ModelConfig, requested: dict[str, Any], config: MediaConfig) -> None:
         self.model = model
+        self.limits = VisionLimits.of(model) if model.accepts_images else None
         self.items: dict[str, list[MediaItem]] = {"image": [], "video": []}
         self._caps = {
             "image": min(config.max_images_per_request, model.mm_limit("image")),
             "video": min(config.max_videos_per_request, model.mm_limit("video")),
         }
+        if self.limits is not None:
+            for kind in ("image", "video"):
+                own = only(requested, KEYS[kind])
+                self.limits.check(own, kind, {key: f"mm_processor_kwargs.{key}" for key in own})
         self._bases = {
             kind: merge_options(
                 family_options(model.family), model_defaults(model.media, kind), only(requested, KEYS[kind])
@@ -290,7 +318,11 @@ class _MediaPlan:
             _refuse(kind, f"Model {self.model.name!r} does not accept {kind}s", part.part_param, f"{kind}_not_supported")
         if len(bucket) >= self._caps[kind]:
             _refuse(kind, f"At most {self._caps[kind]} {kind}s per request", part.part_param, f"too_many_{kind}s")
-        bucket.append(MediaItem(part.ref, merge_options(self._bases[kind], part.options), part.ref_param))
+        assert self.limits is not None  # accepts_images checked above
+        self.limits.check(part.options, kind, part.option_params)
+        base = self._bases[kind]
+        detail = self.limits.detail(part.detail, self.model.media, base.get("min_pixels"))
+        bucket.append(MediaItem(part.ref, merge_options(base, detail, part.options), part.ref_param))
         return {"type": kind}
 
 

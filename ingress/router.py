@@ -114,6 +114,20 @@ class ModelRouter:
         results = await asyncio.gather(*(one(r) for r in self.routes.values()))
         return dict(zip(self.routes, results))
 
+    async def media_limits(self, route: Route) -> tuple[int | None, int]:
+        """The model's context (`max_model_len`; None: unknown) and the most tokens one image or
+        video may take (0: no limit known), as its engine reported them, asked once; the
+        configured max_model_len while the engine cannot answer."""
+        if route.info is None:
+            try:
+                route.info = await route.client.info()
+            except Exception:  # the request itself will meet the failure, with its own status
+                pass
+        if route.info is None:
+            configured = route.config.engine_args.get("max_model_len")
+            return (configured if isinstance(configured, int) else None), 0
+        return route.info.max_model_len, route.info.max_media_item_tokens
+
     def ready_models(self) -> list[ModelInfo]:
         """Models whose engine has answered at least once."""
         return [r.info for r in self.routes.values() if r.info is not None]

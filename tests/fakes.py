@@ -30,6 +30,7 @@ class FakeEngine:
     def __init__(self, config: ModelConfig, model_path: Path) -> None:
         self.config = config
         self.max_model_len = 4096
+        self.max_media_item_tokens = 0  # no per-item limit unless a test sets one
         self.tensor_parallel_size = 1
         self.default_sampling_params: dict[str, Any] = {}
         self.started = False

@@ -19,6 +19,11 @@ SERVING_DEFAULTS: dict[str, str] = {
     # Ray starts its workers (so the replicas and the vLLM engines they spawn) at nice 15,
     # below every other process on the machine; a serving box's work *is* those workers.
     "RAY_worker_niceness": "0",
+    # With direct gRPC a replica accepts messages of 4 MiB at most (Ray's default): a call
+    # carrying one decoded 1.4-megapixel image (RGB arrays: the ingress resizes, the model
+    # does not) failed with RESOURCE_EXHAUSTED, a 500. The ingress bounds a request's pixels
+    # (`ingress.media.max_request_pixels`, 768 MiB as RGB by default); 1 GiB holds that.
+    "RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH": str(1 << 30),
 }
 
 

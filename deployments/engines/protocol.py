@@ -28,6 +28,7 @@ class Engine(Protocol):
     """What a model deployment needs from an inference engine."""
 
     max_model_len: int
+    max_media_item_tokens: int  # most tokens one image or video may take (0: no limit known)
     tensor_parallel_size: int  # devices (or CPU worker processes) the model is split over
     default_sampling_params: dict[str, Any]
 

@@ -58,6 +58,7 @@ class VLLMEngine:
         self._args = engine_args_for(config, model_path)
         self._llm: AsyncLLM | None = None
         self.max_model_len = 0
+        self.max_media_item_tokens = 0
         self.tensor_parallel_size = 1
         self.default_sampling_params: dict[str, Any] = {}
 
@@ -80,6 +81,9 @@ class VLLMEngine:
         )
         model_config = self._llm.model_config
         self.max_model_len = model_config.max_model_len
+        # vLLM refuses an image or video with more embeddings than its encoder cache (sized at
+        # startup); the ingress fits items below it.
+        self.max_media_item_tokens = int(getattr(self._llm.input_processor, "mm_encoder_cache_size", 0) or 0)
         self.tensor_parallel_size = vllm_config.parallel_config.tensor_parallel_size
         # The checkpoint's generation_config.json defaults, as `vllm serve` applies them.
         self.default_sampling_params = model_config.get_diff_sampling_param()

@@ -106,6 +106,27 @@ def open_image(data: bytes, param: str, max_source_pixels: int, budget: MediaBud
         ) from None
 
 
+def probe_image(data: bytes, param: str, max_source_pixels: int) -> tuple[int, int]:
+    """(height, width) from the image's header, without decoding its pixels; the same refusals
+    as `open_image`. The EXIF orientation is left alone: it swaps the sides, not the tokens."""
+    try:
+        with Image.open(io.BytesIO(data), formats=_formats()) as image:
+            width, height = image.size
+    except Image.DecompressionBombError:
+        raise MediaRefusedError("The image is too large to decode", param, code="media_too_large") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        raise UnprocessableMediaError(
+            f"The image cannot be decoded (formats read: {', '.join(_formats())})", param, code="invalid_image"
+        ) from None
+    if width * height > max_source_pixels:
+        raise MediaRefusedError(
+            f"Image of {width}x{height} pixels exceeds the limit of {max_source_pixels}", param, code="media_too_large"
+        )
+    if width < 1 or height < 1:
+        raise UnprocessableMediaError("The image cannot be decoded", param, code="invalid_image")
+    return height, width
+
+
 def _decode_plain_jpeg(image: Image.Image, data: bytes) -> np.ndarray | None:
     """An upright RGB JPEG decoded by simplejpeg, else None (PIL decodes it).
 

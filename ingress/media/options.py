@@ -5,17 +5,32 @@ videos also `fps`, `nframes`, `min_frames`, `max_frames`, `video_start`, `video_
 `total_pixels`). ingress/request.py validates them where the client wrote them (the content
 part, its `image_url` / `video_url` object, the request's `mm_processor_kwargs`) and merges
 them per item; precedence: the part, then `mm_processor_kwargs`, then the model's `media`
-config, then qwen-vl-utils' defaults. The model's family adds qwen-vl-utils'
-`image_patch_size` (`family_options`), which sets the resize factor and is part of the cache
-key; clients cannot set it.
+config, then qwen-vl-utils' defaults. OpenAI's `image_url.detail` sits between the request's
+options and the part's: `low` gives the image the model's `low_detail_max_pixels`.
+
+Client values are capped at the model's limits (`VisionLimits`: per family, from its resize
+factor and qwen-vl-utils' token bounds, or the operator's higher configured values), so no
+client can make the ingress upscale a small image into a huge array; beyond them is a 400
+naming the field. The family table (`VISION`) follows `deployments.config.PATCH_SIZES`, the
+one place a new family's patch size goes; the family also adds qwen-vl-utils'
+`image_patch_size` to every item's options (`family_options`), which sets the resize factor
+and is part of the cache key; clients cannot set it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from deployments.config import PATCH_SIZES, MediaConfig, MediaDefaults
+from deployments.config import PATCH_SIZES, MediaConfig, MediaDefaults, ModelConfig
 from deployments.errors import InvalidRequestError
+from qwen_vl_utils.vision_process import (
+    IMAGE_MAX_TOKEN_NUM,
+    IMAGE_MIN_TOKEN_NUM,
+    MODEL_SEQ_LEN,
+    VIDEO_MAX_TOKEN_NUM,
+    VIDEO_MIN_TOKEN_NUM,
+)
 
 _INT_KEYS = ("min_pixels", "max_pixels", "resized_height", "resized_width")
 _VIDEO_INT_KEYS = ("nframes", "min_frames", "max_frames", "total_pixels")
@@ -24,6 +39,71 @@ IMAGE_KEYS = frozenset(_INT_KEYS)
 VIDEO_KEYS = frozenset(_INT_KEYS + _VIDEO_INT_KEYS + _VIDEO_FLOAT_KEYS)
 REQUEST_KEYS = frozenset(_INT_KEYS + _VIDEO_INT_KEYS + ("fps", "sample_fps"))
 _EXCLUSIVE = ("fps", "nframes")
+DETAILS = ("auto", "low", "high")
+
+
+@dataclass(frozen=True)
+class VisionSpec:
+    """How a family's vision tower cuts pixels: its resize factor (patch size x spatial merge)."""
+
+    factor: int
+
+    def pixels(self, tokens: float) -> int:
+        """Pixels of `tokens` merged patches."""
+        return int(tokens * self.factor**2)
+
+
+SPATIAL_MERGE = 2  # every Qwen-VL generation merges 2 x 2 patches into one token
+# One row per vision family, from its patch size (14: 28-pixel tokens; Qwen3-VL's 16: 32).
+VISION: dict[str, VisionSpec] = {family: VisionSpec(factor=patch * SPATIAL_MERGE) for family, patch in PATCH_SIZES.items()}
+
+
+@dataclass(frozen=True)
+class VisionLimits:
+    """The most pixels a client may ask of one model: per image, per video frame, per video."""
+
+    spec: VisionSpec
+    image_min: int  # the model's default smallest image area (qwen-vl-utils' or configured)
+    image_max: int
+    frame_min: int
+    frame_max: int
+    video_total_max: int
+
+    @classmethod
+    def of(cls, model: ModelConfig) -> VisionLimits:
+        """qwen-vl-utils' bounds for the family, raised (never lowered) by the model's `media` config."""
+        spec, media = VISION.get(model.family, VISION["qwen2-vl"]), model.media
+        return cls(
+            spec=spec,
+            image_min=media.min_pixels or spec.pixels(IMAGE_MIN_TOKEN_NUM),
+            image_max=max(media.max_pixels or 0, spec.pixels(IMAGE_MAX_TOKEN_NUM)),
+            frame_min=media.video_min_pixels or spec.pixels(VIDEO_MIN_TOKEN_NUM),
+            frame_max=max(media.video_max_pixels or 0, spec.pixels(VIDEO_MAX_TOKEN_NUM)),
+            video_total_max=max(media.video_total_pixels or 0, spec.pixels(MODEL_SEQ_LEN * 0.9)),
+        )
+
+    def check(self, options: dict[str, Any], kind: str, params: dict[str, str]) -> None:
+        """400 naming the field when a client's pixel option exceeds this model's limit."""
+        area_max = self.image_max if kind == "image" else self.frame_max
+        caps = {"min_pixels": area_max, "max_pixels": area_max, "total_pixels": self.video_total_max}
+        for key, cap in caps.items():
+            if options.get(key, 0) > cap:
+                raise InvalidRequestError(
+                    f"{key} exceeds this model's limit of {cap} pixels", params.get(key), code="invalid_value"
+                )
+        height, width = options.get("resized_height"), options.get("resized_width")
+        if height is not None and width is not None and height * width > area_max:
+            raise InvalidRequestError(
+                f"resized_height x resized_width exceeds this model's limit of {area_max} pixels",
+                params.get("resized_height"), code="invalid_value",
+            )
+
+    def detail(self, detail: str | None, defaults: MediaDefaults, min_pixels: int | None) -> dict[str, Any]:
+        """The options OpenAI's `detail` stands for: `low` a small fixed budget (never below the
+        image's min_pixels); `auto` and `high` none (the model's own limits)."""
+        if detail != "low":
+            return {}
+        return {"max_pixels": max(defaults.low_detail_max_pixels, min_pixels or self.image_min)}
 
 
 def validate_options(raw: dict[str, Any], keys: frozenset[str], param: str, config: MediaConfig,
@@ -96,6 +176,7 @@ def family_options(family: str) -> dict[str, Any]:
 
 
 def check_pixel_bounds(options: dict[str, Any], param: str) -> None:
+    """min_pixels at most max_pixels; resized sizes given as a pair."""
     if options.get("min_pixels", 0) > options.get("max_pixels", float("inf")):
         raise InvalidRequestError("min_pixels must not exceed max_pixels", f"{param}.min_pixels")
     if ("resized_height" in options) != ("resized_width" in options):

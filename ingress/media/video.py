@@ -67,8 +67,9 @@ def sample_indices(ele: dict[str, Any], total_frames: int, video_fps: float, cap
     return torch.linspace(start, end, nframes).round().long().tolist(), count
 
 
-def frame_target(nframes: int, height: int, width: int, options: dict[str, Any], param: str) -> tuple[int, int]:
-    """qwen-vl-utils' video frame size: a per-frame budget from total_pixels over `nframes`."""
+def frame_size(nframes: int, height: int, width: int, options: dict[str, Any], param: str = "") -> tuple[int, int]:
+    """qwen-vl-utils' video frame size: a per-frame budget from total_pixels over `nframes`, then
+    smart_resize (also what fitting.py predicts a video's tokens with)."""
     factor = factor_of(options)
     min_pixels = options.get("min_pixels", VIDEO_MIN_TOKEN_NUM * factor * factor)
     total_pixels = options.get("total_pixels", MODEL_SEQ_LEN * factor * factor * 0.9)
@@ -90,7 +91,7 @@ def frame_target(nframes: int, height: int, width: int, options: dict[str, Any],
 
 def resize_frames(frames: np.ndarray, options: dict[str, Any], param: str) -> np.ndarray:
     """qwen-vl-utils' video resize of stacked frames (bicubic antialias, uint8)."""
-    target = frame_target(*frames.shape[:3], options, param)
+    target = frame_size(*frames.shape[:3], options, param)
     return _resized(frames, target)
 
 
@@ -100,6 +101,50 @@ def _resized(frames: np.ndarray, target: tuple[int, int]) -> np.ndarray:
     return interpolate_bicubic(np.ascontiguousarray(frames), *target)
 
 
+def _checked_probe(data: bytes, param: str, config: MediaConfig, budget: MediaBudget) -> tuple[int, float, int, int]:
+    """(frames, fps, width, height) from the container, refused beyond the server's limits."""
+    import av
+
+    try:
+        total, fps, width, height = _probe(data, config, budget, param)
+    except (av.FFmpegError, IndexError, ValueError, ZeroDivisionError, TypeError, OSError):
+        raise _undecodable(param, config) from None
+    _check_frame_size(width, height, config, param)
+    if total > config.max_video_source_frames or total / fps > config.max_video_duration_s:
+        raise MediaRefusedError(
+            f"The video is longer than this server accepts ({config.max_video_source_frames} frames, "
+            f"{config.max_video_duration_s:g} s)", param, code="media_too_large",
+        )
+    return total, fps, width, height
+
+
+def _undecodable(param: str, config: MediaConfig) -> UnprocessableMediaError:
+    return UnprocessableMediaError(
+        f"The video cannot be decoded (containers read: {', '.join(config.video_formats)})", param,
+        code="invalid_video",
+    )
+
+
+def _checked_indices(ele: dict[str, Any], total: int, fps: float, config: MediaConfig,
+                     param: str) -> tuple[list[int], int]:
+    try:
+        return sample_indices(ele, total, fps, config.max_video_frames)
+    except (ValueError, AssertionError):
+        raise MediaRefusedError(
+            "The video's sampling options do not fit this video (video_start/video_end, fps or nframes)",
+            param, code="invalid_video_options",
+        ) from None
+
+
+def probe_video(
+    data: bytes, options: dict[str, Any], param: str, config: MediaConfig, budget: MediaBudget
+) -> tuple[int, int, int]:
+    """(frames sampled, height, width) a video file will give, from its container's header."""
+    total, fps, width, height = _checked_probe(data, param, config, budget)
+    indices, _ = _checked_indices(_sampling_ele(options, config), total, fps, config, param)
+    return len(indices), height, width
+
+
 def decode_video(
     data: bytes, options: dict[str, Any], param: str, config: MediaConfig, budget: MediaBudget
 ) -> VideoItem:
@@ -107,32 +152,13 @@ def decode_video(
     import av
 
     ele = _sampling_ele(options, config)
-    undecodable = UnprocessableMediaError(
-        f"The video cannot be decoded (containers read: {', '.join(config.video_formats)})", param,
-        code="invalid_video",
-    )
-    try:
-        total, fps, width, height = _probe(data, config, budget, param)
-    except (av.FFmpegError, IndexError, ValueError, ZeroDivisionError, TypeError, OSError):
-        raise undecodable from None
-    _check_frame_size(width, height, config, param)
-    if total > config.max_video_source_frames or total / fps > config.max_video_duration_s:
-        raise MediaRefusedError(
-            f"The video is longer than this server accepts ({config.max_video_source_frames} frames, "
-            f"{config.max_video_duration_s:g} s)", param, code="media_too_large",
-        )
+    total, fps, width, height = _checked_probe(data, param, config, budget)
     for _ in range(2):  # a second pass when the container misreported its frame count
-        try:
-            indices, count = sample_indices(ele, total, fps, config.max_video_frames)
-        except (ValueError, AssertionError):
-            raise MediaRefusedError(
-                "The video's sampling options do not fit this video (video_start/video_end, fps or nframes)",
-                param, code="invalid_video_options",
-            ) from None
+        indices, count = _checked_indices(ele, total, fps, config, param)
         try:
             frames, decoded = _decode_frames(data, indices, options, param, config, budget)
         except (av.FFmpegError, ValueError, OSError):
-            raise undecodable from None
+            raise _undecodable(param, config) from None
         if frames is not None:
             break
         total = decoded
@@ -220,7 +246,7 @@ def _decode_frames(
             budget.charge(frame.width * frame.height, param)
             if count in slots:
                 if out is None:
-                    target = frame_target(len(indices), frame.height, frame.width, options, param)
+                    target = frame_size(len(indices), frame.height, frame.width, options, param)
                     size = (frame.height, frame.width)
                     out = np.empty((len(indices), *target, 3), np.uint8)
                 elif size != (frame.height, frame.width):
@@ -235,24 +261,34 @@ def _decode_frames(
     return None, count
 
 
-def list_frame(
-    data: bytes, options: dict[str, Any], param: str, max_source_pixels: int, budget: MediaBudget
-) -> np.ndarray:
-    """One frame image of a frame-list video, decoded and resized as qwen-vl-utils 0.0.14 does
-    before the video resize: `fetch_image` is passed the factor where the patch size goes, so
-    frames are resized to multiples of twice the factor (56; 64 for Qwen3-VL) with the part's
-    own min/max_pixels (kept, so sizes match). Done per frame, in a worker thread: no full-size frame is kept."""
+def _frame_list_sizing(options: dict[str, Any]) -> ImageSizing:
+    """qwen-vl-utils 0.0.14 resizes each listed frame with `fetch_image(..., image_factor)`: it
+    passes the factor where the patch size goes, so frames are first resized to multiples of
+    twice the factor (56; 64 for Qwen3-VL) with the part's own min/max_pixels, before the video
+    resize; kept, so the sizes match (and the pixels, within the resize's tolerance)."""
     from qwen_vl_utils.vision_process import IMAGE_MAX_TOKEN_NUM, IMAGE_MIN_TOKEN_NUM
 
     frame_factor = factor_of(options) * 2
-    sizing = ImageSizing(
+    return ImageSizing(
         min_pixels=options.get("min_pixels", IMAGE_MIN_TOKEN_NUM * frame_factor**2),
         max_pixels=options.get("max_pixels", IMAGE_MAX_TOKEN_NUM * frame_factor**2),
         resized_height=options.get("resized_height"),
         resized_width=options.get("resized_width"),
         factor=frame_factor,
     )
-    return resize_image(open_image(data, param, max_source_pixels, budget), sizing, param)
+
+
+def frame_list_size(height: int, width: int, options: dict[str, Any]) -> tuple[int, int]:
+    """The size `list_frame` first resizes each frame image to (before the video resize)."""
+    return _frame_list_sizing(options).target(height, width)
+
+
+def list_frame(
+    data: bytes, options: dict[str, Any], param: str, max_source_pixels: int, budget: MediaBudget
+) -> np.ndarray:
+    """One frame image of a frame-list video, decoded and resized (`_frame_list_sizing`) in a
+    worker thread: no full-size frame is kept."""
+    return resize_image(open_image(data, param, max_source_pixels, budget), _frame_list_sizing(options), param)
 
 
 def frames_video(arrays: list[np.ndarray], options: dict[str, Any], param: str) -> VideoItem:

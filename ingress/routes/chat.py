@@ -17,6 +17,7 @@ from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionReque
 
 from deployments.calls import ChatPrompt, Delta, GenerateCall
 from ingress.grounding import grounder_for
+from ingress.media.context import FitReport
 from ingress.openapi import answers
 from ingress.request import ChatRequest, build_prompt, parse_chat_request
 from ingress.request_ids import echo_headers
@@ -24,6 +25,8 @@ from ingress.responses import ChunkFactory, include_usage, now, whole_response
 from ingress.router import Route
 from ingress.routes.dispatch import Exchange, Services, post
 from ingress.sse import stream_response
+
+FITTED_HEADER = "X-Images-Fitted"  # `count=N; scale=S; tokens=A->B`: media scaled down to fit the context
 
 
 class StartedChat(NamedTuple):
@@ -34,6 +37,7 @@ class StartedChat(NamedTuple):
     prompt: ChatPrompt
     stream: AsyncIterator[list[Delta]]
     completion_id: str  # `chatcmpl-<request id>`, also the engine's request id
+    fitted: FitReport | None  # the media scaled down to fit the model's context
 
 
 async def start_chat(body: object, exchange: Exchange) -> StartedChat:
@@ -41,9 +45,10 @@ async def start_chat(body: object, exchange: Exchange) -> StartedChat:
     app = exchange.app
     request = parse_chat_request(body, app.max_n, app.media.config)
     route = app.router.route_to_model(request.sampling.model)
-    prompt = await build_prompt(request, route.config, app.media)
+    context, item_tokens = await app.router.media_limits(route) if request.has_media else (None, 0)
+    prompt, fitted = await build_prompt(request, route.config, app.media, context, item_tokens)
     call = GenerateCall(request_id=f"chatcmpl-{exchange.request_id}", prompt=prompt, request=request.sampling)
-    return StartedChat(request, route, prompt, route.client.generate(call), call.request_id)
+    return StartedChat(request, route, prompt, route.client.generate(call), call.request_id, fitted)
 
 
 async def chat_completions(body: object, exchange: Exchange) -> Response:
@@ -53,6 +58,8 @@ async def chat_completions(body: object, exchange: Exchange) -> Response:
     created, model = now(), chat.route.config.name
     grounder = grounder_for(chat.route.config.family, chat.prompt.images)
     headers = echo_headers(exchange.request_id)
+    if chat.fitted is not None:
+        headers[FITTED_HEADER] = chat.fitted.header()
     if sampling.stream:
         chunks = ChunkFactory(completion_id, model, created, include_usage(sampling), grounder)
         return await stream_response(chat.stream, chunks, headers, exchange.observer)

@@ -88,3 +88,10 @@ async def test_an_in_band_overload_counts_the_stream_as_failed_and_the_rejection
     assert recorded["requests"].calls == [(1, tags)]
     assert recorded["errors"].calls == [(1, {**tags, "error_type": "overloaded"})]
     assert recorded["backpressure"].calls == [(1, {"model": "tiny-qwen2-vl"})]
+
+
+def test_the_fitted_counter_is_exported_at_zero_per_vision_model_from_the_start(recorded):
+    recorded["media_fitted"]._record = recorded["media_fitted"].observe  # Ray's one way to export a 0
+    metrics.declare_media_fitted(["tiny-qwen2-vl", "tiny-qwen2.5-vl"])
+    assert recorded["media_fitted"].calls == [(0, {"model": "tiny-qwen2-vl"}), (0, {"model": "tiny-qwen2.5-vl"})]
+

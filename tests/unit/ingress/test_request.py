@@ -66,6 +66,19 @@ CASES = [
     ({"mm_processor_kwargs": {"max_pixels": "big"}}, 400, "mm_processor_kwargs.max_pixels"),
     ({"mm_processor_kwargs": {"max_pixels": -3}}, 400, "mm_processor_kwargs.max_pixels"),
     ({"mm_processor_kwargs": {"bogus": 1}}, 400, "mm_processor_kwargs.bogus"),
+    # pixel options past the model's limits (16384 tokens of 28x28 per image, 768 per video frame)
+    (_content({**image_part(image_data_url(28, 28)), "min_pixels": 67108864}), 400, "messages[0].content[0].min_pixels"),
+    (_content({"type": "image_url", "image_url": {"url": image_data_url(28, 28), "max_pixels": 12845057}}), 400,
+     "messages[0].content[0].image_url.max_pixels"),
+    (_content({**_part("image", image_data_url(28, 28)), "resized_height": 4000, "resized_width": 4000}), 400,
+     "messages[0].content[0].resized_height"),
+    ({**_content(image_part(image_data_url(28, 28))), "mm_processor_kwargs": {"min_pixels": 12845057}}, 400,
+     "mm_processor_kwargs.min_pixels"),
+    (_content({**_part("video", "http://10.0.0.1/v.mp4"), "max_pixels": 602113}), 400, "messages[0].content[0].max_pixels"),
+    (_content({**_part("video", "http://10.0.0.1/v.mp4"), "total_pixels": 1 << 30}), 400,
+     "messages[0].content[0].total_pixels"),
+    (_content({"type": "image_url", "image_url": {"url": image_data_url(28, 28), "detail": "ultra"}}), 400,
+     "messages[0].content[0].image_url.detail"),
 ]
 
 

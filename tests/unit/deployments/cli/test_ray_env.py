@@ -20,10 +20,18 @@ def test_defaults_fill_an_empty_environment():
 def test_an_operator_value_wins():
     environ = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "0", "RAY_worker_niceness": "10"}
     settings = apply_serving_defaults(environ)
-    assert settings == {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "0", "RAY_worker_niceness": "10"}
+    assert settings == {**SERVING_DEFAULTS, "RAY_SERVE_THROUGHPUT_OPTIMIZED": "0", "RAY_worker_niceness": "10"}
 
 
-@pytest.mark.parametrize("name", ["RAY_SERVE_THROUGHPUT_OPTIMIZED", OPT_IN_HAPROXY])
+def test_a_replica_takes_the_largest_request_the_ingress_lets_through():
+    from deployments.config import MediaConfig
+
+    largest = MediaConfig().max_request_pixels * 3  # RGB bytes of one request's media
+    assert int(SERVING_DEFAULTS["RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH"]) > largest
+
+
+@pytest.mark.parametrize("name", ["RAY_SERVE_THROUGHPUT_OPTIMIZED", "RAY_SERVE_REPLICA_GRPC_MAX_MESSAGE_LENGTH",
+                                  OPT_IN_HAPROXY])
 def test_ray_serve_still_reads_each_setting(name):
     """The settings are Ray Serve's module-level switches: fail if Ray renames one."""
     source = importlib.util.find_spec("ray.serve._private.constants").origin
