@@ -10,13 +10,19 @@ internal exception text.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
 from ray.exceptions import RayTaskError
-from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+from ray.serve.exceptions import (
+    BackPressureError,
+    DeploymentUnavailableError,
+    ReplicaUnavailableError,
+    RequestCancelledError,
+)
 
 logger = logging.getLogger("ray.serve")
 
@@ -62,6 +68,10 @@ class PayloadTooLargeError(InvalidRequestError, status=413):
     """The request body exceeds the configured limit."""
 
 
+class RequestTimeoutError(InvalidRequestError, status=408):
+    """The client took too long to send its request body."""
+
+
 class MediaRefusedError(InvalidRequestError):
     """One image or video of the request refused; `code` says why (None: a malformed reference).
 
@@ -85,6 +95,13 @@ class EngineUnavailableError(ServeError, status=503):
     """The engine is dead or overloaded; the client may retry."""
 
     error_type = "service_unavailable"
+
+
+def cancelling() -> bool:
+    """Whether the current task is being cancelled (its caller went away), as opposed to a
+    `CancelledError` coming up from something it awaited (a stream cut on the other side)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def as_invalid_request(exc: Exception, prompt_param: str = "messages") -> InvalidRequestError:
@@ -148,5 +165,11 @@ def as_serve_error(exc: BaseException) -> ServeError:
         return validation_error(exc)
     if isinstance(exc, (BackPressureError, DeploymentUnavailableError)):
         return EngineUnavailableError("The model is overloaded; retry shortly.", code="overloaded")
+    if isinstance(exc, (RequestCancelledError, ReplicaUnavailableError, asyncio.CancelledError)):
+        # a model replica went away or cut the stream mid-request (not the client leaving:
+        # then nobody is there to answer)
+        return EngineUnavailableError("The generation was interrupted; retry.", code="aborted")
+    if isinstance(exc, RecursionError):  # a body nested deeper than anything can walk
+        return InvalidRequestError("The request nests too deeply to be processed.", code="nesting_too_deep")
     logger.error("Unhandled error while serving a request", exc_info=exc)
     return ServeError("The server had an error while processing your request.")

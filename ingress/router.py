@@ -94,21 +94,40 @@ class ModelRouter:
             )
         return route
 
+    async def context_length(self, route: Route) -> int | None:
+        """The model's context (max_model_len): its engine's once it answered, else asked now
+        (the request is about to wait on that replica anyway), else the configured engine
+        argument; None when none of these is known."""
+        if route.info is None:
+            try:
+                route.info = await route.client.info()
+            except Exception:  # the request's own call reports the failure
+                pass
+        if route.info is not None:
+            return route.info.max_model_len
+        configured = route.config.engine_args.get("max_model_len")
+        return configured if isinstance(configured, int) else None
+
     async def probe(self, timeout_s: float) -> dict[str, bool]:
         """Ask every model's engine whether it can answer; remember the ones that did."""
 
         async def one(route: Route) -> bool:
+            # not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that lands as
+            # the call completes (deployments/batching.py), leaving a /health that never ends
             try:
                 if route.config.scales_to_zero:
-                    running = await asyncio.wait_for(route.client.running_replicas(), timeout_s)
+                    async with asyncio.timeout(timeout_s):
+                        running = await route.client.running_replicas()
                     route.idle = running == 0
                     if route.idle:  # nothing to ask, and asking would start a replica
                         return True
-                await asyncio.wait_for(route.client.check_health(), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await route.client.check_health()
                 if route.info is None:
-                    route.info = await asyncio.wait_for(route.client.info(), timeout_s)
+                    async with asyncio.timeout(timeout_s):
+                        route.info = await route.client.info()
                 return True
-            except Exception:
+            except Exception:  # TimeoutError included; a cancellation goes through
                 return False
 
         results = await asyncio.gather(*(one(r) for r in self.routes.values()))

@@ -18,8 +18,8 @@ from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionReque
 from deployments.calls import ChatPrompt, Delta, GenerateCall
 from ingress.grounding import grounder_for
 from ingress.openapi import answers
-from ingress.request import ChatRequest, build_prompt, parse_chat_request
-from ingress.request_ids import echo_headers
+from ingress.request import ChatRequest, build_prompt, check_text_length, parse_chat_request, text_length
+from ingress.request_ids import echo_headers, engine_request_id
 from ingress.responses import ChunkFactory, include_usage, now, whole_response
 from ingress.router import Route
 from ingress.routes.dispatch import Exchange, Services, post
@@ -33,7 +33,7 @@ class StartedChat(NamedTuple):
     route: Route
     prompt: ChatPrompt
     stream: AsyncIterator[list[Delta]]
-    completion_id: str  # `chatcmpl-<request id>`, also the engine's request id
+    completion_id: str  # `chatcmpl-<request id>` (the engine's id is unique: request_ids.py)
 
 
 async def start_chat(body: object, exchange: Exchange) -> StartedChat:
@@ -41,9 +41,13 @@ async def start_chat(body: object, exchange: Exchange) -> StartedChat:
     app = exchange.app
     request = parse_chat_request(body, app.max_n, app.media.config)
     route = app.router.route_to_model(request.sampling.model)
+    context = await app.router.context_length(route)
+    if context is not None:
+        check_text_length(text_length(request), context, app.config.ingress.prompt_chars_per_token, "messages")
     prompt = await build_prompt(request, route.config, app.media)
-    call = GenerateCall(request_id=f"chatcmpl-{exchange.request_id}", prompt=prompt, request=request.sampling)
-    return StartedChat(request, route, prompt, route.client.generate(call), call.request_id)
+    completion_id = f"chatcmpl-{exchange.request_id}"
+    call = GenerateCall(request_id=engine_request_id(completion_id), prompt=prompt, request=request.sampling)
+    return StartedChat(request, route, prompt, route.client.generate(call), completion_id)
 
 
 async def chat_completions(body: object, exchange: Exchange) -> Response:
