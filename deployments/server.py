@@ -112,7 +112,8 @@ class ModelServer:
         except ServeError:
             raise
         except TemplateError as exc:  # the chat template's own refusal (e.g. role order)
-            raise InvalidRequestError(f"The chat template refused the messages: {exc.message}", "messages") from None
+            reason = exc.message or type(exc).__name__
+            raise InvalidRequestError(f"The chat template refused the messages: {reason}", "messages") from None
         except (ValueError, VLLMClientError) as exc:  # vLLM's rejections of the input
             raise as_invalid_request(exc, prompt_param=prompt_param) from None
 
