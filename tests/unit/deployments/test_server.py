@@ -54,13 +54,15 @@ def _cut_after(batches: int):  # noqa: ANN202 - an engine generate whose stream 
 
 async def test_an_engine_stream_cut_before_output_is_503_not_a_dropped_request(http, servers):
     servers["tiny-qwen2-vl"]._engine.generate = _cut_after(0)
-    response = await http.post("/v1/chat/completions", json=OK)
+    async with asyncio.timeout(30):  # before: the request hung, its stream waiting forever
+        response = await http.post("/v1/chat/completions", json=OK)
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
     assert response.json()["error"]["code"] == "aborted"
 
 
 async def test_an_engine_stream_cut_mid_way_is_an_error_event_then_done(http, servers):
     servers["tiny-qwen2-vl"]._engine.generate = _cut_after(2)
-    response = await http.post("/v1/chat/completions", json={**OK, "stream": True})
+    async with asyncio.timeout(30):
+        response = await http.post("/v1/chat/completions", json={**OK, "stream": True})
     payloads = sse_payloads(response.text)
     assert payloads[-2]["error"]["code"] == "aborted" and payloads[-1] == "[DONE]"
