@@ -21,7 +21,7 @@ from tests.helpers import ROOT
 pytestmark = pytest.mark.e2e
 
 VL = "tiny-qwen2-vl"
-TEXT = "tiny-qwen2"
+TEXT = "tiny-qwen2.5-vl"  # /v1/completions: text prompts to a served model
 ASK = [{"role": "user", "content": "Say something."}]
 CONTEXT = 4096  # serve_config.cpu.yaml's max_model_len
 REFUSED_QUICKLY_S = 10  # before: 9 MiB of text took 15 s of tokenizing on the replica's loop
