@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from deployments.calls import Delta
+from deployments.errors import cancelling
 
 _END = object()
 
@@ -56,6 +57,10 @@ async def coalesce(source: AsyncIterator[list[Delta]], interval_s: float) -> Asy
         try:
             async for batch in source:
                 queue.put_nowait(batch)
+        except asyncio.CancelledError as exc:
+            if cancelling():  # cancelled by the consumer below: it is gone
+                raise
+            queue.put_nowait(exc)  # the source was cut (not by us): the consumer must hear it
         except Exception as exc:  # re-raised in the consumer, after the deltas before it
             queue.put_nowait(exc)
         else:
@@ -68,7 +73,7 @@ async def coalesce(source: AsyncIterator[list[Delta]], interval_s: float) -> Asy
             item = await queue.get()
             if item is _END:
                 return
-            if isinstance(item, Exception):
+            if isinstance(item, BaseException):
                 raise item
             pending = [item]
             if not first:
@@ -83,7 +88,7 @@ async def coalesce(source: AsyncIterator[list[Delta]], interval_s: float) -> Asy
                             item = await queue.get()
                     except TimeoutError:
                         break
-                    if item is _END or isinstance(item, Exception):
+                    if item is _END or isinstance(item, BaseException):
                         queue.put_nowait(item)  # deliver what we have first
                         break
                     pending.append(item)

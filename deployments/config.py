@@ -367,6 +367,20 @@ class IngressConfig(_Strict):
         default=5.0, gt=0, description="How long /health waits for each model's engine."
     )
     max_n: int = Field(default=8, ge=1, description="Largest `n` (choices per request) accepted.")
+    max_choices: int = Field(
+        default=64, ge=1,
+        description="Most choices one /v1/completions request asks for (prompts x n): each is an engine request.",
+    )
+    prompt_chars_per_token: int = Field(
+        default=16, ge=1,
+        description=(
+            "Prompt text longer than max_model_len x this many characters is refused (400) before "
+            "the engine tokenizes it on its event loop; natural text averages 3-5 characters a token."
+        ),
+    )
+    body_timeout_s: float = Field(
+        default=60.0, gt=0, description="Time limit to receive a request body (408 beyond): slow uploads let go."
+    )
     api_keys: list[str] = Field(
         default_factory=list,
         description="Accepted `Authorization: Bearer` keys; with none (here or in api_keys_env) the API is open.",

@@ -10,13 +10,19 @@ internal exception text.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import Any, ClassVar
 
 from pydantic import ValidationError
 from ray.exceptions import RayActorError, RayTaskError
-from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
+from ray.serve.exceptions import (
+    BackPressureError,
+    DeploymentUnavailableError,
+    ReplicaUnavailableError,
+    RequestCancelledError,
+)
 
 logger = logging.getLogger("ray.serve")
 
@@ -62,6 +68,10 @@ class PayloadTooLargeError(InvalidRequestError, status=413):
     """The request body exceeds the configured limit."""
 
 
+class RequestTimeoutError(InvalidRequestError, status=408):
+    """The client took too long to send its request body."""
+
+
 class MediaRefusedError(InvalidRequestError):
     """One image or video of the request refused; `code` says why (None: a malformed reference).
 
@@ -102,6 +112,13 @@ MODEL_UNAVAILABLE = "model_unavailable"
 def model_unavailable() -> EngineUnavailableError:
     """The 503 of a request whose replica or engine died while serving it."""
     return EngineUnavailableError("The model stopped while serving this request; retry shortly.", code=MODEL_UNAVAILABLE)
+
+
+def cancelling() -> bool:
+    """Whether the current task is being cancelled (its caller went away), as opposed to a
+    `CancelledError` coming up from something it awaited (a stream cut on the other side)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def as_invalid_request(exc: Exception, prompt_param: str = "messages") -> InvalidRequestError:
@@ -167,5 +184,11 @@ def as_serve_error(exc: BaseException) -> ServeError:
         return EngineUnavailableError("The model is overloaded; retry shortly.", code="overloaded")
     if isinstance(exc, RayActorError):  # the replica's process died (or is unreachable)
         return model_unavailable()
+    if isinstance(exc, (RequestCancelledError, ReplicaUnavailableError, asyncio.CancelledError)):
+        # a model replica went away or cut the stream mid-request (not the client leaving:
+        # then nobody is there to answer)
+        return EngineUnavailableError("The generation was interrupted; retry.", code="aborted")
+    if isinstance(exc, RecursionError):  # a body nested deeper than anything can walk
+        return InvalidRequestError("The request nests too deeply to be processed.", code="nesting_too_deep")
     logger.error("Unhandled error while serving a request", exc_info=exc)
     return ServeError("The server had an error while processing your request.")

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
 from vllm import SamplingParams
 from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
 from vllm.exceptions import VLLMClientError
@@ -26,7 +27,7 @@ from deployments.batching import coalesce
 from deployments.chat_template import ChatRenderer
 from deployments.config import TEMPORAL_PIXEL_BUDGET_FAMILIES, ModelConfig
 from deployments.engines.protocol import Engine, EnginePrompt
-from deployments.errors import ServeError, as_invalid_request
+from deployments.errors import EngineUnavailableError, InvalidRequestError, ServeError, as_invalid_request, cancelling
 from deployments.placement import check_checkpoint_tensor_parallel
 from deployments.calls import ChatPrompt, Delta, GenerateCall, ModelInfo
 from deployments.checkpoints.sources import resolve_model_path
@@ -83,29 +84,39 @@ class ModelServer:
         return self._engine.num_unfinished_requests()
 
     async def generate(self, call: GenerateCall) -> AsyncIterator[list[Delta]]:
-        """Stream the deltas of one completion, chat or plain prompt (choices interleaved)."""
-        request = call.request
-        if isinstance(request, ChatCompletionRequest):
-            request = constrain(request, self.config.family)
-        prompt = self._engine_prompt(call.prompt, request)
-        params = self._sampling_params(request)
-        stream = coalesce(
-            self._engine.generate(prompt, params, call.request_id),
-            self.config.stream_batch_interval_s,
-        )
-        if isinstance(request, ChatCompletionRequest) and uses_tools(request):
-            stream = with_tool_calls(stream, request, self._renderer.tokenizer)
+        """Stream the deltas of one completion, chat or plain prompt (choices interleaved).
+
+        Everything that can refuse the request (template, sampling parameters, the engine's
+        own checks) runs inside the one `try`, so a refusal is a 400, never a 500.
+        """
+        prompt_param = "prompt" if isinstance(call.prompt, str) else "messages"
         try:
+            request = call.request
+            if isinstance(request, ChatCompletionRequest):
+                request = constrain(request, self.config.family)
+            prompt = self._engine_prompt(call.prompt, request)
+            params = self._sampling_params(request)
+            stream = coalesce(
+                self._engine.generate(prompt, params, call.request_id),
+                self.config.stream_batch_interval_s,
+            )
+            if isinstance(request, ChatCompletionRequest) and uses_tools(request):
+                stream = with_tool_calls(stream, request, self._renderer.tokenizer)
             async for deltas in stream:
                 yield deltas
         except asyncio.CancelledError:
             # The caller went away (client disconnect): free the engine's slot now.
             await self._engine.abort(call.request_id)
+            if not cancelling():  # not our cancellation: the engine's stream was cut
+                raise EngineUnavailableError("The generation was interrupted; retry.", code="aborted") from None
             raise
         except ServeError:
             raise
+        except TemplateError as exc:  # the chat template's own refusal (e.g. role order)
+            reason = exc.message or type(exc).__name__
+            raise InvalidRequestError(f"The chat template refused the messages: {reason}", "messages") from None
         except (ValueError, VLLMClientError) as exc:  # vLLM's rejections of the input
-            raise as_invalid_request(exc, prompt_param="prompt" if isinstance(call.prompt, str) else "messages") from None
+            raise as_invalid_request(exc, prompt_param=prompt_param) from None
 
     def _engine_prompt(self, chat: ChatPrompt | str, request: Any) -> EnginePrompt:
         if isinstance(chat, str):  # /v1/completions: the prompt as sent, no template
@@ -142,14 +153,20 @@ class ModelServer:
     def _sampling_params(self, request: Any) -> SamplingParams:
         with warnings.catch_warnings():  # `max_tokens` is deprecated, yet clients send it
             warnings.simplefilter("ignore", DeprecationWarning)
-            requested = getattr(request, "max_completion_tokens", None) or request.max_tokens
+            named = "max_completion_tokens" if getattr(request, "max_completion_tokens", None) else "max_tokens"
+            requested = getattr(request, named)
+        context = self._engine.max_model_len
+        if requested is not None and requested > context:
+            # vLLM's own refusal (TokenizeParams), word for word; within the context, like
+            # `vllm serve`, the engine stops at max_model_len (finish_reason "length").
+            raise InvalidRequestError(
+                f"{named}={requested} cannot be greater than max_model_len={context}. "
+                "Please request fewer output tokens.",
+                param=named,
+            )
         # Like `vllm serve`: the request, else the checkpoint's default, else the context;
         # the engine stops at max_model_len whatever the prompt's length.
-        max_tokens = (
-            requested
-            or self._engine.default_sampling_params.get("max_tokens")
-            or self._engine.max_model_len
-        )
+        max_tokens = requested or self._engine.default_sampling_params.get("max_tokens") or context
         try:
             return request.to_sampling_params(max_tokens, self._engine.default_sampling_params)
         except (ValueError, VLLMClientError) as exc:

@@ -18,9 +18,10 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.config import AppConfig
 from deployments.server import ModelServer
+from ingress.admission import AdmissionLimit, admission_limit
 from ingress.auth import ApiKeyCheck, configured_keys
 from ingress.errors import install_error_handlers
-from ingress.metrics import declare_media_fitted
+from ingress.metrics import initialise_counters
 from ingress.openapi import install_schemas
 from ingress.router import ModelRouter, ServeModelClient
 from ingress.routes import chat, completions, seeds, ui
@@ -31,6 +32,7 @@ from ingress.routes.dispatch import Services
 # capped the whole app at five requests in flight per ingress replica (throughput fell as
 # concurrency rose, docs/benchmarks.md); the ingress only waits on I/O and the model
 # deployments, whose own max_ongoing_requests / max_queued_requests are the real bounds.
+# POST requests past 95% of it get an OpenAI-shaped 503 at once (ingress/admission.py).
 INGRESS_MAX_ONGOING_REQUESTS = 1000
 
 
@@ -40,6 +42,12 @@ def create_api(config: AppConfig, router: ModelRouter) -> FastAPI:
     install_error_handlers(app)
     install_schemas(app)
     services = Services.build(config, router)
+    ongoing = config.ingress.deployment.max_ongoing_requests or INGRESS_MAX_ONGOING_REQUESTS
+    app.add_middleware(
+        AdmissionLimit, limit=admission_limit(ongoing), served=services.served,
+        default_model=config.default_model_name,
+    )
+    initialise_counters(services.served, [m.name for m in config.models if m.accepts_images])
     api = APIRouter(dependencies=[Depends(ApiKeyCheck(configured_keys(config.ingress)))])
     for endpoint in (chat, completions, seeds):
         endpoint.register(api, services)
@@ -57,7 +65,6 @@ class Ingress:
         self._config = AppConfig.model_validate(config)
         clients = {name: ServeModelClient(handle) for name, handle in models.items()}
         self._router = ModelRouter.from_clients(self._config, clients)
-        declare_media_fitted([m.name for m in self._config.models if m.accepts_images])
 
     def __serve_build_asgi_app__(self):  # noqa: ANN204 - Serve's late-bound ASGI hook
         return create_api(self._config, self._router)

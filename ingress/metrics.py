@@ -25,7 +25,7 @@ from typing import Any
 
 from ray.serve.metrics import Counter, Histogram
 
-from deployments.errors import ServeError
+from deployments.errors import MediaRefusedError, ServeError
 
 PREFIX = "qvs_"
 OTHER_MODEL = "other"
@@ -104,6 +104,37 @@ class IngressMetrics:
 def ingress_metrics() -> IngressMetrics:
     """The process's metrics, created on first use (inside the replica, so Serve tags it)."""
     return IngressMetrics()
+
+
+def initialise_counters(models: Collection[str], vision_models: Collection[str] = ()) -> None:
+    """Create the counter series the dashboard plots (k8s/dashboard.py) at 0, for every
+    served model, so its panels and its model selector have data from the first scrape
+    rather than "No data" until the first such event (call once per replica)."""
+    metrics = ingress_metrics()
+    for model in models:
+        for stream in ("yes", "no"):
+            for status in ("2xx", "4xx", "5xx"):
+                _start_at_zero(metrics.requests, {"model": model, "status_class": status, "stream": stream})
+            for status, error_type in (("4xx", "invalid_request_error"), ("5xx", "overloaded")):
+                _start_at_zero(metrics.errors, {
+                    "model": model, "status_class": status, "stream": stream, "error_type": error_type
+                })
+            _start_at_zero(metrics.prompt_tokens, {"model": model, "stream": stream})
+            _start_at_zero(metrics.completion_tokens, {"model": model, "stream": stream})
+        _start_at_zero(metrics.backpressure, {"model": model})
+    for model in vision_models:
+        _start_at_zero(metrics.media_fitted, {"model": model})
+    for kind in ("image", "video"):
+        for source in ("data", "http", "file"):
+            _start_at_zero(metrics.media_bytes, {"kind": kind, "source": source})
+        for reason in sorted(MediaRefusedError.codes):
+            _start_at_zero(metrics.media_refusals, {"kind": kind, "reason": reason})
+
+
+def _start_at_zero(counter: Counter, tags: dict[str, str]) -> None:
+    # Ray's public `Counter.inc` refuses 0; its recorder takes it and exports the series
+    # (tests/unit/ingress/test_metrics.py fails if Ray renames it).
+    counter._record(0, tags=tags)
 
 
 def status_class(status_code: int) -> str:
@@ -209,11 +240,3 @@ def record_media_refusal(kind: str, reason: str | None) -> None:
 def record_media_fitted(model: str) -> None:
     """One request's media scaled down to fit `model`'s context."""
     ingress_metrics().media_fitted.inc(1, tags={"model": model})
-
-
-def declare_media_fitted(models: Collection[str]) -> None:
-    """Export the fitted-requests counter at 0 per model from the first scrape (Ray's `inc`
-    refuses 0, and a series that appears only at its first event hides the rate before it)."""
-    counter = ingress_metrics().media_fitted
-    for model in models:
-        counter._record(0, tags={"model": model})  # noqa: SLF001 - the one way to export a zero

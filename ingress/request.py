@@ -51,7 +51,7 @@ from ingress.metrics import record_media_counts, record_media_fitted, record_med
 # accept: they do not change generation.
 _HARMLESS_EXTRA_FIELDS = frozenset({"store", "metadata", "service_tier", "modalities"})
 # Declared by vLLM, not answered by this server: refused rather than ignored.
-_CHAT_UNSUPPORTED = ("functions", "function_call", "prompt_logprobs", "echo")
+_CHAT_UNSUPPORTED = ("functions", "function_call", "prompt_logprobs", "echo", "chat_template")
 _COMPLETION_UNSUPPORTED = ("echo", "suffix", "prompt_logprobs", "prompt_embeds", "use_beam_search")
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 _MEDIA_TYPES = {"image_url": "image", "image": "image", "video_url": "video", "video": "video"}
@@ -108,13 +108,23 @@ def parse_chat_request(body: Any, max_n: int, media: MediaConfig) -> ChatRequest
     return ChatRequest(sampling, messages, options)
 
 
-def parse_completion_request(body: Any, max_n: int) -> CompletionRequest:
-    """Validate a `/v1/completions` body: text prompts only (a string or a list of them)."""
+def parse_completion_request(body: Any, max_n: int, max_choices: int) -> CompletionRequest:
+    """Validate a `/v1/completions` body: text prompts only (a string or a list of them), at
+    most `max_choices` choices in all (each prompt is its own engine request, `n` choices each)."""
     if not isinstance(body, dict):
         raise InvalidRequestError("The request body must be a JSON object", param=None)
     request = _validate(CompletionRequest, body, _COMPLETION_UNSUPPORTED, max_n)
-    if not prompts_of(request):
+    prompts = prompts_of(request)
+    if not prompts:
         raise InvalidRequestError("prompt must be a non-empty string or list of strings", param="prompt")
+    n = request.n or 1
+    if len(prompts) * n > max_choices:
+        raise InvalidRequestError(
+            f"A request may ask for at most {max_choices} choices (prompts x n); this one asks for "
+            f"{len(prompts)} x {n} = {len(prompts) * n}",
+            param="prompt" if len(prompts) > max_choices or n == 1 else "n",
+            code="invalid_value",
+        )
     return request
 
 
@@ -149,6 +159,38 @@ def _validate(model: type[RequestT], body: dict[str, Any], unsupported: tuple[st
     if n is not None and n > max_n:
         raise InvalidRequestError(f"n must be at most {max_n}", param="n", code="invalid_value")
     return request
+
+
+def check_text_length(chars: int, max_model_len: int, chars_per_token: int, param: str) -> None:
+    """Refuse prompt text that cannot fit the context, before anything tokenizes it.
+
+    The engine tokenizes on its replica's event loop (9 MiB took 15 s, stalling every other
+    stream), so text is bounded here by characters: past `max_model_len x chars_per_token`
+    no natural text fits (3-5 characters a token on average). The message is vLLM's own
+    for its character pre-check (TokenizeParams), which uses the longest vocabulary token
+    as the bound instead.
+    """
+    limit = max_model_len * chars_per_token
+    if chars > limit:
+        raise InvalidRequestError(
+            f"This model's maximum context length is {max_model_len} tokens. However, your prompt "
+            f"contains {chars} characters (more than {limit} characters, which is the upper bound "
+            f"for {max_model_len} input tokens). Please reduce the length of the input prompt.",
+            param=param,
+            code="context_length_exceeded",
+        )
+
+
+def text_length(request: ChatRequest) -> int:
+    """Characters of text the chat template will print: text parts, earlier tool calls, tools."""
+    chars = 0
+    for message in request.messages:
+        chars += sum(len(part) for part in message.parts if isinstance(part, str))
+        if message.tool_calls:
+            chars += len(json.dumps(message.tool_calls))
+    if request.sampling.tools:
+        chars += len(json.dumps([tool.model_dump(mode="json") for tool in request.sampling.tools]))
+    return chars
 
 
 # -- messages: read once into typed objects ---------------------------------------------------

@@ -1,4 +1,5 @@
-"""Request ids: the client's `X-Request-Id` when usable, echoed on the answer exactly once.
+"""Request ids: the client's `X-Request-Id` when usable, echoed on the answer exactly once;
+every engine request gets a fresh id of its own (`engine_request_id`).
 
 Under Ray Serve the proxy already gives every HTTP request an `x-request-id` (the client's,
 else a fresh one) and echoes it on the response, so the ingress uses that id and adds no
@@ -22,6 +23,13 @@ def request_id_of(request: Request) -> str:
     if 0 < len(given) <= _MAX_LENGTH and given.isprintable():
         return given
     return uuid.uuid4().hex
+
+
+def engine_request_id(completion_id: str) -> str:
+    """A fresh id for one engine request. The client's id is for echo and logs only: two
+    clients may send the same one, and the engine aborts by id (one disconnecting would
+    abort the other's generation). `completion_id` keeps it readable in the engine's logs."""
+    return f"{completion_id}-{uuid.uuid4().hex[:16]}"
 
 
 def echo_headers(request_id: str | None) -> dict[str, str]:

@@ -94,39 +94,50 @@ class ModelRouter:
             )
         return route
 
+    async def context_length(self, route: Route) -> int | None:
+        """The model's context (max_model_len): its engine's once it answered, else asked now
+        (the request is about to wait on that replica anyway), else the configured engine
+        argument; None when none of these is known."""
+        if route.info is None:
+            try:
+                route.info = await route.client.info()
+            except Exception:  # the request's own call reports the failure
+                pass
+        if route.info is not None:
+            return route.info.max_model_len
+        configured = route.config.engine_args.get("max_model_len")
+        return configured if isinstance(configured, int) else None
+
     async def probe(self, timeout_s: float) -> dict[str, bool]:
         """Ask every model's engine whether it can answer; remember the ones that did."""
 
         async def one(route: Route) -> bool:
+            # not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that lands as
+            # the call completes (deployments/batching.py), leaving a /health that never ends
             try:
                 if route.config.scales_to_zero:
-                    running = await asyncio.wait_for(route.client.running_replicas(), timeout_s)
+                    async with asyncio.timeout(timeout_s):
+                        running = await route.client.running_replicas()
                     route.idle = running == 0
                     if route.idle:  # nothing to ask, and asking would start a replica
                         return True
-                await asyncio.wait_for(route.client.check_health(), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await route.client.check_health()
                 if route.info is None:
-                    route.info = await asyncio.wait_for(route.client.info(), timeout_s)
+                    async with asyncio.timeout(timeout_s):
+                        route.info = await route.client.info()
                 return True
-            except Exception:
+            except Exception:  # TimeoutError included; a cancellation goes through
                 return False
 
         results = await asyncio.gather(*(one(r) for r in self.routes.values()))
         return dict(zip(self.routes, results))
 
     async def media_limits(self, route: Route) -> tuple[int | None, int]:
-        """The model's context (`max_model_len`; None: unknown) and the most tokens one image or
-        video may take (0: no limit known), as its engine reported them, asked once; the
-        configured max_model_len while the engine cannot answer."""
-        if route.info is None:
-            try:
-                route.info = await route.client.info()
-            except Exception:  # the request itself will meet the failure, with its own status
-                pass
-        if route.info is None:
-            configured = route.config.engine_args.get("max_model_len")
-            return (configured if isinstance(configured, int) else None), 0
-        return route.info.max_model_len, route.info.max_media_item_tokens
+        """The model's context (`context_length`; None: unknown) and the most tokens one image or
+        video may take (0: no limit known, while its engine has not answered)."""
+        context = await self.context_length(route)
+        return context, route.info.max_media_item_tokens if route.info is not None else 0
 
     def ready_models(self) -> list[ModelInfo]:
         """Models whose engine has answered at least once."""

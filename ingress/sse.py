@@ -4,13 +4,15 @@
 raised before it (the model's validation of the request) surface as an ordinary HTTP
 status, a 400 staying a 400 for streaming requests too. Framing follows OpenAI: every event
 is `data: <json>\n\n`; an error after the stream has started is one `data: {"error": ...}`
-event; `data: [DONE]` always ends the stream. When the client goes away, the model
+event (a model stream cut mid-way, a `CancelledError` that is not the client's, too);
+`data: [DONE]` always ends the stream. When the client goes away, the model
 deployment's stream is cancelled so the engine aborts. The request's metrics are recorded
 here as the stream goes: time to first token, tokens and inter-token latency, its end.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterable, AsyncIterator
@@ -20,7 +22,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from deployments.calls import Delta
-from deployments.errors import as_serve_error
+from deployments.errors import as_serve_error, cancelling
 from ingress.errors import error_body
 from ingress.metrics import RequestObserver
 from ingress.responses import ChatAccumulator, ChunkFactory, CompletionChunkFactory
@@ -99,7 +101,9 @@ async def completion_events(
         if chunks.include_usage:
             yield sse_event(chunks.usage(usage))
         finished = True
-    except Exception as exc:  # after the headers went out, errors travel in-band
+    except (Exception, asyncio.CancelledError) as exc:  # after the headers went out, errors travel in-band
+        if isinstance(exc, asyncio.CancelledError) and cancelling():
+            raise  # the client left: nobody to tell (the source is cancelled below)
         error = as_serve_error(exc)
         error_type = "overloaded" if error.code == "overloaded" else "stream_error"
         yield sse_event(error_body(error.message, error.error_type, error.param, error.code))

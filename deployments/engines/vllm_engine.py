@@ -23,7 +23,7 @@ from vllm.v1.metrics.ray_wrappers import RayPrometheusStatLogger
 
 from deployments.config import ModelConfig
 from deployments.engines.protocol import EnginePrompt
-from deployments.errors import EngineUnavailableError, model_unavailable
+from deployments.errors import EngineUnavailableError, ServeError, model_unavailable
 from deployments.placement import engine_executor_backend
 from deployments.calls import Delta
 
@@ -120,7 +120,7 @@ class VLLMEngine:
                         text=completion.text,
                         completion_tokens=count,
                         prompt_tokens=prompt_tokens,
-                        finish_reason=completion.finish_reason,
+                        finish_reason=openai_finish_reason(completion.finish_reason),
                         stop_reason=completion.stop_reason,
                         logprobs=_openai_logprobs(completion, params.logprobs),
                     )
@@ -142,6 +142,24 @@ class VLLMEngine:
         if self._llm is not None:
             self._llm.shutdown()
             self._llm = None
+
+
+def openai_finish_reason(reason: str | None) -> str | None:
+    """vLLM's finish reason as one the OpenAI types allow, or the error it stands for.
+
+    vLLM 0.32 has five (`vllm.v1.engine.FINISH_REASON_STRINGS`): `stop` and `length` pass;
+    `repetition` (its repetitive-pattern detector ended the output) is a stop condition, so
+    `stop`; `error` is a request-level engine failure, which `vllm serve` answers as a 500
+    (`GenerationError`); `abort` means the engine dropped the request (paused, shutting
+    down, or aborted elsewhere), which the client may retry: 503.
+    """
+    if reason == "repetition":
+        return "stop"
+    if reason == "error":
+        raise ServeError("The engine failed while generating; retry.", code="generation_error")
+    if reason == "abort":
+        raise EngineUnavailableError("The engine aborted the generation; retry.", code="aborted")
+    return reason
 
 
 def _prompt_length(output: RequestOutput) -> int:

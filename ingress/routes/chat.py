@@ -19,8 +19,8 @@ from deployments.calls import ChatPrompt, Delta, GenerateCall
 from ingress.grounding import grounder_for
 from ingress.media.context import FitReport
 from ingress.openapi import answers
-from ingress.request import ChatRequest, build_prompt, parse_chat_request
-from ingress.request_ids import echo_headers
+from ingress.request import ChatRequest, build_prompt, check_text_length, parse_chat_request, text_length
+from ingress.request_ids import echo_headers, engine_request_id
 from ingress.responses import ChunkFactory, include_usage, now, whole_response
 from ingress.router import Route
 from ingress.routes.dispatch import Exchange, Services, post
@@ -36,7 +36,7 @@ class StartedChat(NamedTuple):
     route: Route
     prompt: ChatPrompt
     stream: AsyncIterator[list[Delta]]
-    completion_id: str  # `chatcmpl-<request id>`, also the engine's request id
+    completion_id: str  # `chatcmpl-<request id>` (the engine's id is unique: request_ids.py)
     fitted: FitReport | None  # the media scaled down to fit the model's context
 
 
@@ -45,10 +45,13 @@ async def start_chat(body: object, exchange: Exchange) -> StartedChat:
     app = exchange.app
     request = parse_chat_request(body, app.max_n, app.media.config)
     route = app.router.route_to_model(request.sampling.model)
-    context, item_tokens = await app.router.media_limits(route) if request.has_media else (None, 0)
+    context, item_tokens = await app.router.media_limits(route)
+    if context is not None:
+        check_text_length(text_length(request), context, app.config.ingress.prompt_chars_per_token, "messages")
     prompt, fitted = await build_prompt(request, route.config, app.media, context, item_tokens)
-    call = GenerateCall(request_id=f"chatcmpl-{exchange.request_id}", prompt=prompt, request=request.sampling)
-    return StartedChat(request, route, prompt, route.client.generate(call), call.request_id, fitted)
+    completion_id = f"chatcmpl-{exchange.request_id}"
+    call = GenerateCall(request_id=engine_request_id(completion_id), prompt=prompt, request=request.sampling)
+    return StartedChat(request, route, prompt, route.client.generate(call), completion_id, fitted)
 
 
 async def chat_completions(body: object, exchange: Exchange) -> Response:

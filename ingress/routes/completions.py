@@ -18,10 +18,11 @@ from openai.types import Completion
 from vllm.entrypoints.openai.completion.protocol import CompletionRequest
 
 from deployments.calls import Delta, GenerateCall
+from deployments.errors import cancelling
 from ingress.metrics import record_media_counts
 from ingress.openapi import answers
-from ingress.request import parse_completion_request, prompts_of
-from ingress.request_ids import echo_headers
+from ingress.request import check_text_length, parse_completion_request, prompts_of
+from ingress.request_ids import echo_headers, engine_request_id
 from ingress.responses import CompletionChunkFactory, include_usage, now, whole_response
 from ingress.routes.dispatch import Exchange, Services, post
 from ingress.sse import stream_response
@@ -31,15 +32,20 @@ _END = object()
 
 async def completions(body: Any, exchange: Exchange) -> Response:
     """Text completion (OpenAI legacy): a plain prompt, no chat template."""
-    request = parse_completion_request(body, exchange.app.max_n)
+    limits = exchange.app.config.ingress
+    request = parse_completion_request(body, limits.max_n, limits.max_choices)
     route = exchange.app.router.route_to_model(request.model)
     prompts = prompts_of(request)
+    context = await exchange.app.router.context_length(route)
+    for i, prompt in enumerate(prompts if context is not None else []):
+        param = "prompt" if isinstance(request.prompt, str) else f"prompt[{i}]"
+        check_text_length(len(prompt), context, limits.prompt_chars_per_token, param)
     completion_id, created, model = f"cmpl-{exchange.request_id}", now(), route.config.name
     engine_request = request.model_copy(update={"prompt": None})
     streams = [
         route.client.generate(
             GenerateCall(
-                request_id=completion_id if len(prompts) == 1 else f"{completion_id}-{i}",
+                request_id=engine_request_id(completion_id if len(prompts) == 1 else f"{completion_id}-{i}"),
                 prompt=prompt,
                 request=engine_request,
             )
@@ -88,6 +94,10 @@ class MergedStream:
             try:
                 async for batch in stream:
                     queue.put_nowait([replace(d, index=offset + d.index) for d in batch])
+            except asyncio.CancelledError as exc:
+                if cancelling():  # cancelled by the consumer below: it is gone
+                    raise
+                queue.put_nowait(exc)  # a source cut on the other side: the consumer reports it
             except Exception as exc:  # re-raised by the consumer
                 queue.put_nowait(exc)
             finally:
@@ -100,7 +110,7 @@ class MergedStream:
                 item = await queue.get()
                 if item is _END:
                     remaining -= 1
-                elif isinstance(item, Exception):
+                elif isinstance(item, BaseException):
                     raise item
                 else:
                     yield item

@@ -10,7 +10,9 @@ ends (ingress/sse.py).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +22,13 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from deployments.config import AppConfig
-from deployments.errors import InvalidRequestError, PayloadTooLargeError, as_serve_error
+from deployments.errors import (
+    InvalidRequestError,
+    PayloadTooLargeError,
+    RequestTimeoutError,
+    as_serve_error,
+    cancelling,
+)
 from ingress.media import MediaResolver
 from ingress.metrics import RequestObserver
 from ingress.openapi import json_body
@@ -77,10 +85,13 @@ async def serve(request: Request, app: Services, endpoint: Endpoint) -> Response
     request_id = request_id_of(request)
     observer = RequestObserver(app.served, app.config.default_model_name)
     try:
-        body = await read_json_body(request, app.config.ingress.max_body_bytes)
+        limits = app.config.ingress
+        body = await read_json_body(request, limits.max_body_bytes, limits.body_timeout_s)
         observer.read(body)
         answer = await endpoint(body, Exchange(request_id, observer, app))
-    except Exception as exc:  # rendered by ingress/errors.py's handlers
+    except (Exception, asyncio.CancelledError) as exc:  # rendered by ingress/errors.py's handlers
+        if isinstance(exc, asyncio.CancelledError) and cancelling():
+            raise  # the client left: nobody to answer
         error = as_serve_error(exc)
         observer.failed(error)
         if error is exc:
@@ -93,17 +104,47 @@ async def serve(request: Request, app: Services, endpoint: Endpoint) -> Response
     return answer
 
 
-async def read_json_body(request: Request, max_bytes: int) -> Any:
-    """The request's JSON body; 413 past `max_bytes`, 400 when it is not JSON."""
+async def read_json_body(request: Request, max_bytes: int, timeout_s: float) -> Any:
+    """The request's JSON body; 413 past `max_bytes`, 408 past `timeout_s` (a slow upload
+    would hold one of the replica's request slots), 400 when it is not JSON or not Unicode."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise PayloadTooLargeError(f"Request body exceeds {max_bytes} bytes")
     body = bytearray()
-    async for piece in request.stream():
-        body += piece
-        if len(body) > max_bytes:
-            raise PayloadTooLargeError(f"Request body exceeds {max_bytes} bytes")
     try:
-        return json.loads(body)
+        async with asyncio.timeout(timeout_s):
+            async for piece in request.stream():
+                body += piece
+                if len(body) > max_bytes:
+                    raise PayloadTooLargeError(f"Request body exceeds {max_bytes} bytes")
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"The request body was not received within {timeout_s:g} seconds", code="request_timeout"
+        ) from None
+    try:
+        parsed = json.loads(body)
+    except RecursionError:
+        raise InvalidRequestError("The request body nests too deeply", code="nesting_too_deep") from None
     except (ValueError, UnicodeDecodeError):
         raise InvalidRequestError("The request body is not valid JSON") from None
+    if _SURROGATE_ESCAPE.search(body):
+        _refuse_lone_surrogates(parsed)
+    return parsed
+
+
+# `\uD800`-`\uDFFF` escapes: JSON's only way to carry a surrogate (raw ones are not UTF-8).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _refuse_lone_surrogates(body: Any) -> None:
+    """400 naming the top-level field that holds a lone UTF-16 surrogate (not Unicode text:
+    nothing downstream can encode it). Pairs were already joined into one character."""
+    for key, value in body.items() if isinstance(body, dict) else [(None, body)]:
+        try:
+            json.dumps([key, value], ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequestError(
+                "The request holds a lone UTF-16 surrogate escape, which is not valid Unicode text",
+                param=key if isinstance(key, str) and key.isprintable() and key.isascii() else None,
+                code="invalid_unicode",
+            ) from None

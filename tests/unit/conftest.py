@@ -67,11 +67,16 @@ class Recorder:
 
     def __init__(self) -> None:
         self.calls: list[tuple[float, dict[str, str]]] = []
+        self.zeros: list[tuple[float, dict[str, str]]] = []
 
     def observe(self, value: float, tags: dict[str, str]) -> None:
         self.calls.append((value, tags))
 
     inc = observe
+
+    def _record(self, value: float, tags: dict[str, str]) -> None:
+        """Ray's recorder, which `initialise_counters` calls with 0: kept apart in `zeros`."""
+        self.zeros.append((value, tags))
 
     def tags(self) -> list[dict[str, str]]:
         return [tags for _, tags in self.calls]

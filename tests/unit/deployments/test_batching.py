@@ -81,3 +81,19 @@ async def test_cancelling_the_consumer_closes_the_engine_stream():
     with pytest.raises(asyncio.CancelledError):
         await task
     await asyncio.wait_for(closed.wait(), 1)
+
+
+async def test_a_source_cut_by_a_cancellation_not_ours_reaches_the_consumer():
+    async def cut():
+        yield [_delta(0, 0)]
+        raise asyncio.CancelledError  # e.g. the engine's stream torn down on its side
+
+    seen = []
+
+    async def consume() -> None:
+        async for batch in coalesce(cut(), interval_s=0.05):
+            seen.extend(d.text for d in batch)
+
+    with pytest.raises(asyncio.CancelledError):  # before: the consumer waited forever
+        await asyncio.wait_for(consume(), timeout=5)  # (a TimeoutError here is the old hang)
+    assert seen == ["t0"]

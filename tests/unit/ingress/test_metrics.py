@@ -90,8 +90,30 @@ async def test_an_in_band_overload_counts_the_stream_as_failed_and_the_rejection
     assert recorded["backpressure"].calls == [(1, {"model": "tiny-qwen2-vl"})]
 
 
-def test_the_fitted_counter_is_exported_at_zero_per_vision_model_from_the_start(recorded):
-    recorded["media_fitted"]._record = recorded["media_fitted"].observe  # Ray's one way to export a 0
-    metrics.declare_media_fitted(["tiny-qwen2-vl", "tiny-qwen2.5-vl"])
-    assert recorded["media_fitted"].calls == [(0, {"model": "tiny-qwen2-vl"}), (0, {"model": "tiny-qwen2.5-vl"})]
+def test_the_fitted_counter_starts_at_zero_per_vision_model(recorded):
+    metrics.initialise_counters({"a", "b"}, ["a"])
+    assert recorded["media_fitted"].zeros == [(0, {"model": "a"})]
 
+
+def test_every_counter_the_dashboard_plots_starts_at_zero_for_every_model(recorded):
+    import re
+
+    from tests.helpers import ROOT
+
+    metrics.initialise_counters({"a", "b"})
+    plotted = set(re.findall(r"ray_qvs_(\w+)_total", (ROOT / "k8s" / "dashboard.py").read_text()))
+    by_name = {m._name.removeprefix(metrics.PREFIX): attr for attr, m in vars(_real_metrics()).items()}
+    for name in plotted:
+        zeros = recorded[by_name[name]].zeros
+        assert zeros and all(value == 0 for value, _ in zeros), name
+        if "model" in zeros[0][1]:
+            assert {tags["model"] for _, tags in zeros} == {"a", "b"}, name
+    assert recorded["requests"].calls == []  # nothing counted, only created
+
+
+def test_ray_counters_take_the_zero_record():
+    metrics.initialise_counters({"a"})  # fails if Ray renames the recorder `_start_at_zero` uses
+
+
+def _real_metrics() -> metrics.IngressMetrics:
+    return metrics.IngressMetrics()

@@ -259,3 +259,61 @@ async def test_qwen3_vl_patch_size_is_the_model_s_not_the_client_s(qwen3):
     bad = {**_content(image_part(image_data_url(64, 64)), model="tiny-qwen3-vl"), "mm_processor_kwargs": {"image_patch_size": 14}}
     response = await http.post("/v1/chat/completions", json=bad)
     assert response.status_code == 400 and response.json()["error"]["param"] == "mm_processor_kwargs.image_patch_size"
+
+
+# -- hostile input: bounds before the engine ------------------------------------------------
+# The fake engines' context is 4096 tokens; the unit config keeps prompt_chars_per_token at 16.
+
+
+async def test_prompt_text_far_beyond_the_context_is_400_before_the_engine(http, servers):
+    too_long = "x " * (4096 * 16 // 2 + 1)  # 65,538 characters, past 4096 x 16
+    response = await http.post("/v1/chat/completions", json={**OK, "messages": [{"role": "user", "content": too_long}]})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == "messages" and error["code"] == "context_length_exceeded"
+    assert "4096 tokens" in error["message"] and "65538 characters" in error["message"]
+    assert servers["tiny-qwen2.5-vl"]._engine.prompts == []  # nothing was rendered or tokenized
+    assert (await http.post("/v1/chat/completions", json=OK)).status_code == 200
+
+
+async def test_prompt_text_within_the_bound_reaches_the_engine(http):
+    fits_the_bound = "x" * (4096 * 16)  # not refused at the ingress (the engine judges tokens)
+    body = {**OK, "messages": [{"role": "user", "content": fits_the_bound}], "max_tokens": 1}
+    assert (await http.post("/v1/chat/completions", json=body)).status_code == 200
+
+
+async def test_tool_schemas_count_toward_the_prompt_text(http):
+    tool = {"type": "function", "function": {"name": "f", "description": "d" * 70_000, "parameters": {"type": "object"}}}
+    response = await http.post("/v1/chat/completions", json={**OK, "tools": [tool]})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "messages"
+
+
+@pytest.mark.parametrize(("prompt", "param"), [("y" * 70_000, "prompt"), (["ok", "y" * 70_000], "prompt[1]")])
+async def test_completion_prompt_far_beyond_the_context_is_400_naming_it(http, prompt, param):
+    response = await http.post("/v1/completions", json={"model": "tiny-qwen2", "prompt": prompt})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == param
+    assert response.json()["error"]["code"] == "context_length_exceeded"
+
+
+@pytest.mark.parametrize(("prompts", "n", "param"), [(65, 1, "prompt"), (9, 8, "n"), (64, 2, "n")])
+async def test_completion_fan_out_past_max_choices_is_400(http, servers, prompts, n, param):
+    body = {"model": "tiny-qwen2", "prompt": ["hi"] * prompts, "n": n}
+    response = await http.post("/v1/completions", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
+    assert f"{prompts} x {n}" in response.json()["error"]["message"]
+    assert servers["tiny-qwen2"]._engine.prompts == []  # no engine request was started
+
+
+async def test_completion_fan_out_at_max_choices_is_served(http):
+    body = {"model": "tiny-qwen2", "prompt": ["hi"] * 8, "n": 8, "max_tokens": 1}
+    response = await http.post("/v1/completions", json=body)
+    assert response.status_code == 200 and len(response.json()["choices"]) == 64
+
+
+async def test_a_request_chat_template_is_refused_not_ignored(http):
+    response = await http.post("/v1/chat/completions", json={**OK, "chat_template": "{{ messages }}"})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "chat_template"
+    assert response.json()["error"]["code"] == "unsupported_parameter"

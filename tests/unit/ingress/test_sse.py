@@ -3,7 +3,14 @@ stream started (no internals in it), and the streamed text equal to the whole an
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
+
+from deployments.calls import Delta
+from ingress.metrics import RequestObserver
+from ingress.responses import ChunkFactory
+from ingress.sse import completion_events
 
 from tests.helpers import image_data_url, image_part, sse_payloads
 
@@ -78,3 +85,13 @@ async def test_a_token_without_text_still_streams_its_logprobs(http, servers):
     streamed = [entry for p in payloads if isinstance(p, dict) for c in p.get("choices", [])
                 if c.get("logprobs") for entry in c["logprobs"]["content"]]
     assert len(streamed) == payloads[-2]["usage"]["completion_tokens"] == 2
+
+
+async def test_a_source_cut_by_a_cancellation_not_the_clients_is_an_error_event_then_done():
+    async def cut():
+        yield [Delta(index=0, text="partial", completion_tokens=1, prompt_tokens=3)]
+        raise asyncio.CancelledError  # e.g. the model replica died mid-stream
+
+    chunks = ChunkFactory("chatcmpl-x", "m", 0, include_usage=False)
+    events = [e async for e in completion_events(cut(), chunks, RequestObserver(frozenset({"m"}), "m"))]
+    assert '"code":"aborted"' in events[-2] and events[-1] == "data: [DONE]\n\n"

@@ -51,8 +51,10 @@ async def test_a_small_max_tokens_leaves_the_images_more_room(http, servers):
     default = _tokens(servers)[0]
     response = await http.post("/v1/chat/completions", json=_ask(_photo(), max_tokens=16))
     assert response.status_code == 200 and _tokens(servers)[0] > default
-    huge = await http.post("/v1/chat/completions", json=_ask(_photo(), max_tokens=100_000))  # capped, as vllm serve does
-    assert huge.status_code == 200 and _tokens(servers)[0] == default
+    large = await http.post("/v1/chat/completions", json=_ask(_photo(), max_tokens=4000))  # room capped at answer_tokens
+    assert large.status_code == 200 and _tokens(servers)[0] == default
+    beyond = await http.post("/v1/chat/completions", json=_ask(_photo(), max_tokens=100_000))  # past the context
+    assert beyond.status_code == 400 and beyond.json()["error"]["param"] == "max_tokens"
 
 
 async def test_detail_low_costs_a_few_hundred_tokens_and_high_is_the_default(http, servers):

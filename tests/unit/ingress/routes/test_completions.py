@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
+from deployments.calls import Delta
+from ingress.routes.completions import MergedStream
 from tests.fakes import FAKE_WORDS_PER_ANSWER
 
 EXPECTED_TEXT = "".join(f"word{i} " for i in range(FAKE_WORDS_PER_ANSWER))
@@ -40,3 +46,18 @@ async def test_text_completion_logprobs_in_the_legacy_shape(client):
 async def test_text_completion_of_token_ids_is_400(http):
     response = await http.post("/v1/completions", json={"model": "tiny-qwen2", "prompt": [1, 2, 3]})
     assert response.status_code == 400 and response.json()["error"]["param"] == "prompt"
+
+
+async def test_merged_prompts_report_a_source_cut_by_a_cancellation_not_ours():
+    async def fine():
+        yield [Delta(index=0, text="a", completion_tokens=1, prompt_tokens=1, finish_reason="stop")]
+
+    async def cut():
+        yield [Delta(index=0, text="b", completion_tokens=1, prompt_tokens=1)]
+        raise asyncio.CancelledError
+
+    seen = []
+    with pytest.raises(asyncio.CancelledError):  # before: swallowed, the answer silently short
+        async for batch in MergedStream([fine(), cut()], choices_per_prompt=1):
+            seen.extend(batch)
+    assert {d.index for d in seen} <= {0, 1}
