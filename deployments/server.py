@@ -121,7 +121,10 @@ class ModelServer:
     def _engine_prompt(self, chat: ChatPrompt | str, request: Any) -> EnginePrompt:
         if isinstance(chat, str):  # /v1/completions: the prompt as sent, no template
             return {"prompt": chat}
-        text = self._renderer.render(chat.messages, tools=tool_schemas(request))
+        # the request's template variables (e.g. add_vision_id: "Picture N:" before each image);
+        # the ingress refused the ones that would change how the prompt is built
+        variables = getattr(request, "chat_template_kwargs", None) or {}
+        text = self._renderer.render(chat.messages, **variables, tools=tool_schemas(request))
         prompt: EnginePrompt = {"prompt": text}
         images, videos = chat.images, chat.videos
         data: dict[str, Any] = {}

@@ -51,7 +51,15 @@ from ingress.metrics import record_media_counts, record_media_fitted, record_med
 # accept: they do not change generation.
 _HARMLESS_EXTRA_FIELDS = frozenset({"store", "metadata", "service_tier", "modalities"})
 # Declared by vLLM, not answered by this server: refused rather than ignored.
-_CHAT_UNSUPPORTED = ("functions", "function_call", "prompt_logprobs", "echo", "chat_template")
+_CHAT_UNSUPPORTED = (
+    "functions", "function_call", "prompt_logprobs", "echo", "chat_template", "documents", "continue_final_message",
+)
+# chat_template_kwargs go to the template as variables (add_vision_id, ...); these would
+# change how the prompt is built rather than what the template says: refused.
+_RESERVED_TEMPLATE_KWARGS = frozenset({
+    "add_generation_prompt", "chat_template", "continue_final_message", "conversation", "documents",
+    "messages", "return_dict", "tokenize", "tokenizer", "tools",
+})
 _COMPLETION_UNSUPPORTED = ("echo", "suffix", "prompt_logprobs", "prompt_embeds", "use_beam_search")
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 _MEDIA_TYPES = {"image_url": "image", "image": "image", "video_url": "video", "video": "video"}
@@ -100,6 +108,11 @@ def parse_chat_request(body: Any, max_n: int, media: MediaConfig) -> ChatRequest
     if not isinstance(body, dict):
         raise InvalidRequestError("The request body must be a JSON object", param=None)
     sampling = _validate(ChatCompletionRequest, {**body, "messages": []}, _CHAT_UNSUPPORTED, max_n)
+    for key in sampling.chat_template_kwargs or {}:
+        if key in _RESERVED_TEMPLATE_KWARGS:
+            raise InvalidRequestError(
+                f"chat_template_kwargs may not set {key!r}", f"chat_template_kwargs.{key}", code="unsupported_parameter"
+            )
     messages = _messages(body.get("messages"), media)
     options = sampling.mm_processor_kwargs
     if options is not None and not isinstance(options, dict):

@@ -317,3 +317,27 @@ async def test_a_request_chat_template_is_refused_not_ignored(http):
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "chat_template"
     assert response.json()["error"]["code"] == "unsupported_parameter"
+
+
+async def test_chat_template_kwargs_reach_the_template(http, servers):
+    """Qwen2-VL's template numbers images with `add_vision_id` (grounding reads "Picture N")."""
+    content = [image_part(image_data_url(56, 56)), image_part(image_data_url(56, 56, seed=1)), "compare"]
+    body = {"model": "tiny-qwen2-vl", "messages": [{"role": "user", "content": content}], "max_tokens": 1}
+    assert (await http.post("/v1/chat/completions", json=body)).status_code == 200
+    assert "Picture 1:" not in servers["tiny-qwen2-vl"]._engine.prompts[-1]["prompt"]
+    body["chat_template_kwargs"] = {"add_vision_id": True}
+    assert (await http.post("/v1/chat/completions", json=body)).status_code == 200
+    prompt = servers["tiny-qwen2-vl"]._engine.prompts[-1]["prompt"]
+    assert "Picture 1:" in prompt and "Picture 2:" in prompt
+
+
+@pytest.mark.parametrize("field", [{"chat_template_kwargs": {"tokenize": True}},
+                                   {"chat_template_kwargs": {"add_generation_prompt": False}},
+                                   {"documents": [{"title": "a", "text": "b"}]},
+                                   {"continue_final_message": True}])
+async def test_template_fields_that_would_be_ignored_are_refused(http, field):
+    response = await http.post("/v1/chat/completions", json={**OK, **field})
+    assert response.status_code == 400, response.text
+    name = next(iter(field))
+    param = response.json()["error"]["param"]
+    assert param == name or param.startswith(f"{name}.")
