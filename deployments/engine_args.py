@@ -27,6 +27,8 @@ def check_engine_args(engine_args: dict[str, Any]) -> None:
 
     `model` is refused too: the checkpoint comes from the model's `source`.
     """
+    if not engine_args:
+        return  # nothing to check: vLLM is not imported
     names = engine_arg_names() - {"model"}
     for key in engine_args:
         if key not in names:
