@@ -3,14 +3,16 @@
 Ray 2.60 turns on token authentication for a local cluster that `ray.init` starts (as
 `qwen-vl-serve run` and `serve run` do) when `RAY_AUTH_MODE` is unset, but Serve's
 `serve status` only sends the token when `RAY_AUTH_MODE=token` is set, so on its own it
-fails against that cluster. This command sets it (an operator's value wins) and then runs
-Ray's own `serve status`. Below it, the requests each model has answered, by status class,
+fails against that cluster. This command runs Ray's own `serve status` with it set (an
+operator's value wins). Below it, the requests each model has answered, by status class,
 read from the app's Prometheus metrics (`ray_qvs_requests_total`, ingress/metrics.py).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections import defaultdict
 
 import httpx
@@ -47,12 +49,22 @@ def print_request_counts(metrics_url: str) -> None:
         print(f"  {model}: {served}", flush=True)
 
 
-def status(address: str | None, metrics_url: str) -> int:
-    """Ray's `serve status` with the auth mode it needs, then the request counts."""
-    os.environ.setdefault(AUTH_MODE_ENV, "token")
-    from ray.serve.scripts import status as serve_status
+def serve_status_command(address: str | None) -> list[str]:
+    """Ray's own `serve status`, run by this interpreter."""
+    command = [sys.executable, "-c", "from ray.serve.scripts import cli; cli()", "status"]
+    return command + (["--address", address] if address else [])
 
-    serve_status.main(args=["--address", address] if address else [], prog_name="serve status",
-                      standalone_mode=False)
+
+def status(address: str | None, metrics_url: str) -> int:
+    """Ray's `serve status` with the auth mode it needs, then the request counts.
+
+    A child process: Ray reads `RAY_AUTH_MODE` once, when it is imported, and this one has
+    imported it already (the config schema is Ray's).
+    """
+    env = {**os.environ}
+    env.setdefault(AUTH_MODE_ENV, "token")
+    done = subprocess.run(serve_status_command(address), env=env, check=False)
+    if done.returncode != 0:
+        return done.returncode
     print_request_counts(metrics_url)
     return 0

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
+import subprocess
 
 from deployments.cli import main as cli
-from deployments.cli.status import requests_by_model
+from deployments.cli.status import requests_by_model, serve_status_command
 
 # Ray's metrics export, as scraped from a running app (two replicas of the ingress).
 METRICS = """\
@@ -25,28 +25,39 @@ def test_requests_are_summed_per_model_and_status_class():
     assert requests_by_model(METRICS) == {"tiny-qwen2-vl": {"2xx": 5.0, "4xx": 1.0}, "other": {"4xx": 4.0}}
 
 
-def test_status_sets_token_auth_before_serve_status_runs(monkeypatch, capsys):
-    seen = {}
+class _FakeRun:
+    """Stands in for subprocess.run: records the command and its environment."""
 
-    def fake_serve_status(args, prog_name, standalone_mode):  # stands in for Ray's click command
-        seen["auth"] = os.environ.get("RAY_AUTH_MODE")
-        seen["args"] = args
+    def __init__(self, returncode: int = 0) -> None:
+        self.calls: list[tuple[list[str], dict[str, str]]] = []
+        self.returncode = returncode
 
-    import ray.serve.scripts
+    def __call__(self, command, env, check):  # noqa: ANN001 - subprocess.run's arguments
+        self.calls.append((command, env))
+        return subprocess.CompletedProcess(command, self.returncode)
 
+
+def test_status_runs_serve_status_with_token_auth(monkeypatch, capsys):
+    fake = _FakeRun()
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
-    monkeypatch.setattr(ray.serve.scripts.status, "main", fake_serve_status)
+    monkeypatch.setattr(subprocess, "run", fake)
     assert cli.main(["status", "--address", "http://127.0.0.1:8265", "--metrics-url", "http://127.0.0.1:9/m"]) == 0
-    assert seen == {"auth": "token", "args": ["--address", "http://127.0.0.1:8265"]}
+    ((command, env),) = fake.calls
+    assert command[-3:] == ["status", "--address", "http://127.0.0.1:8265"]
+    assert env["RAY_AUTH_MODE"] == "token"
     assert "no metrics at http://127.0.0.1:9/m" in capsys.readouterr().out
 
 
-def test_an_operators_auth_mode_wins(monkeypatch):
-    import ray.serve.scripts
-
-    seen = {}
+def test_an_operators_auth_mode_wins_and_a_failure_is_passed_on(monkeypatch):
+    fake = _FakeRun(returncode=1)
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    monkeypatch.setattr(ray.serve.scripts.status, "main",
-                        lambda **kw: seen.setdefault("auth", os.environ["RAY_AUTH_MODE"]))
-    cli.main(["status", "--metrics-url", "http://127.0.0.1:9/m"])
-    assert seen == {"auth": "disabled"}
+    monkeypatch.setattr(subprocess, "run", fake)
+    assert cli.main(["status", "--metrics-url", "http://127.0.0.1:9/m"]) == 1
+    assert fake.calls[0][1]["RAY_AUTH_MODE"] == "disabled"
+
+
+def test_the_command_is_rays_serve_cli():
+    from ray.serve.scripts import cli as serve_cli
+
+    assert "status" in serve_cli.commands
+    assert serve_status_command(None)[-1] == "status"
