@@ -2,7 +2,7 @@
 
     qwen-vl-serve run serve_config.cpu.yaml    # `serve run`, with metrics at :8080/metrics
     qwen-vl-serve download serve_config.yaml   # fetch every model into the shared cache
-    qwen-vl-serve validate serve_config.yaml   # check the config against the schema
+    qwen-vl-serve validate serve_config.yaml   # check the file: Ray Serve's schema, then ours (vLLM engine args too)
     qwen-vl-serve status                       # `serve status` (with the auth it needs), requests per model
 
 `run` validates the file, starts a single-machine Ray on the loopback address with its
@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from ray.serve.schema import ServeDeploySchema
 
 from deployments.config import AppConfig
 from deployments.families import FamilyError, checkpoint_family
@@ -54,7 +55,13 @@ def endpoints(path: Path) -> list[Endpoint]:
 
 
 def _load(path: Path) -> dict[str, tuple[AppConfig, dict[str, Any]]]:
+    """The file checked by Ray's own Serve config schema, then each of our applications' args."""
     document: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
+    try:
+        ServeDeploySchema.model_validate(document)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise SystemExit(f"{path}: {'.'.join(map(str, error['loc']))}: {error['msg']}") from None
     configs = {}
     for index, application in enumerate(document.get("applications") or []):
         if application.get("import_path") != BUILD_APP:

@@ -64,3 +64,12 @@ def test_validate_refuses_an_engine_arg_typo_naming_the_close_match(tmp_path):
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(SystemExit, match="engine_args.max_modle_len.*did you mean 'max_model_len'"):
         cli.main(["validate", str(path)])
+
+
+def test_validate_checks_the_file_with_rays_serve_schema(tmp_path):
+    config = yaml.safe_load((ROOT / "serve_config.cpu.yaml").read_text())
+    config["proxy_location"] = "Everywhere"
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(SystemExit, match="proxy_location: Input should be"):
+        cli.main(["validate", str(path)])
