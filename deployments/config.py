@@ -12,13 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from deployments.placement import (
-    DEFAULT_STRATEGY,
-    PlacementStrategy,
-    TensorParallelError,
-    check_checkpoint_tensor_parallel,
-    placement_options,
-)
+from deployments.deployment_options import DeploymentOptions
+from deployments.engine_args import check_engine_args
+from deployments.families import FamilyError, checkpoint_family
+from deployments.placement import TensorParallelError, check_checkpoint_tensor_parallel, placement_options
 
 ModelFamily = Literal["qwen2-vl", "qwen2.5-vl", "qwen3-vl", "qwen2"]
 VISION_FAMILIES: frozenset[str] = frozenset({"qwen2-vl", "qwen2.5-vl", "qwen3-vl"})
@@ -37,97 +34,6 @@ class _Strict(BaseModel):
     """Base for config objects: unknown keys are typos, so they are errors."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-class AutoscalingOptions(_Strict):
-    """Ray Serve autoscaling of one deployment (`min_replicas: 0` scales to zero)."""
-
-    min_replicas: int = Field(default=1, ge=0, description="Fewest replicas; 0 scales to zero when idle.")
-    initial_replicas: int | None = Field(default=None, ge=0, description="Replicas started at deploy time.")
-    max_replicas: int = Field(default=1, ge=1, description="Most replicas.")
-    target_ongoing_requests: float = Field(
-        default=2, gt=0, description="Ongoing requests per replica the autoscaler aims for."
-    )
-    upscale_delay_s: float = Field(default=30.0, ge=0, description="Load must last this long before adding replicas.")
-    downscale_delay_s: float = Field(
-        default=600.0, ge=0, description="Load must stay low this long before removing replicas."
-    )
-    downscale_to_zero_delay_s: float | None = Field(
-        default=None, ge=0, description="Idle time before the last replica is removed (min_replicas: 0)."
-    )
-    metrics_interval_s: float | None = Field(default=None, gt=0, description="How often replicas report load.")
-    look_back_period_s: float | None = Field(default=None, gt=0, description="Window the load is averaged over.")
-    upscaling_factor: float | None = Field(default=None, gt=0, description="Multiplier on each upscale decision.")
-    downscaling_factor: float | None = Field(default=None, gt=0, description="Multiplier on each downscale decision.")
-
-    @model_validator(mode="after")
-    def _bounds_are_ordered(self) -> AutoscalingOptions:
-        if self.max_replicas < self.min_replicas:
-            raise ValueError(f"max_replicas: {self.max_replicas} is below min_replicas {self.min_replicas}")
-        if self.initial_replicas is not None and not (
-            self.min_replicas <= self.initial_replicas <= self.max_replicas
-        ):
-            raise ValueError("initial_replicas: must lie between min_replicas and max_replicas")
-        return self
-
-
-class DeploymentOptions(_Strict):
-    """Ray Serve options of one deployment, passed to `Deployment.options` as given."""
-
-    num_replicas: int | Literal["auto"] | None = Field(
-        default=None, description="Fixed replica count; leave unset when autoscaling_config is set."
-    )
-    autoscaling_config: AutoscalingOptions | None = Field(
-        default=None, description="Ray Serve autoscaling config (min_replicas, max_replicas, ...)."
-    )
-    max_ongoing_requests: int | None = Field(
-        default=None, ge=1, description="Requests one replica works on at once."
-    )
-    max_queued_requests: int | None = Field(
-        default=None,
-        ge=-1,
-        description=(
-            "Requests queued per caller (the ingress) beyond max_ongoing_requests of every "
-            "replica; past it the client gets 503 with Retry-After at once; -1 = no bound."
-        ),
-    )
-    placement_group_strategy: PlacementStrategy = Field(
-        default=DEFAULT_STRATEGY,
-        description=(
-            "Models: how the placement group of a tensor-parallel replica (one bundle per "
-            "device) is placed; STRICT_PACK keeps all its devices on one node."
-        ),
-    )
-    bundle_per_worker: dict[str, float] | None = Field(
-        default=None,
-        description=(
-            "Models: resources each tensor-parallel worker reserves in the replica's "
-            "placement group (default {GPU: 1}; CPU-only, e.g. {CPU: 1}, for the CPU build "
-            "of vLLM, whose workers then run as processes of the replica)."
-        ),
-    )
-    ray_actor_options: dict[str, Any] = Field(
-        default_factory=dict, description="Ray actor options of each replica (num_cpus, num_gpus, ...)."
-    )
-    health_check_period_s: float | None = Field(default=None, gt=0)
-    health_check_timeout_s: float | None = Field(default=None, gt=0)
-    graceful_shutdown_timeout_s: float | None = Field(default=None, ge=0)
-
-    @model_validator(mode="after")
-    def _replicas_fixed_or_autoscaled(self) -> DeploymentOptions:
-        if self.autoscaling_config is not None and self.num_replicas not in (None, "auto"):
-            raise ValueError("num_replicas: leave it out when autoscaling_config is set")
-        return self
-
-    def serve_options(self) -> dict[str, Any]:
-        """The options Ray Serve should get: only those the operator set (placement is
-        derived from the engine's parallel sizes, see `deployments.placement`)."""
-        options = self.model_dump(
-            exclude_none=True, exclude_defaults=True, exclude={"placement_group_strategy", "bundle_per_worker"}
-        )
-        if self.autoscaling_config is not None:
-            options["autoscaling_config"] = self.autoscaling_config.model_dump(exclude_none=True)
-        return options
 
 
 class MediaDefaults(_Strict):
@@ -180,7 +86,13 @@ class ModelConfig(_Strict):
     """One served model: one Ray Serve deployment wrapping one vLLM engine per replica."""
 
     name: str = Field(min_length=1, description="Name clients send as `model`.")
-    family: ModelFamily = Field(description="Model family: qwen2-vl, qwen2.5-vl, qwen3-vl or qwen2 (text only).")
+    family: ModelFamily | None = Field(
+        default=None,
+        description=(
+            "Model family: qwen2-vl, qwen2.5-vl, qwen3-vl or qwen2 (text only); left out, it is read from "
+            "the checkpoint's config.json (deployments/families.py), and must match it when given."
+        ),
+    )
     source: str = Field(
         min_length=1,
         description=(
@@ -191,13 +103,16 @@ class ModelConfig(_Strict):
     revision: str | None = Field(default=None, description="Hub revision to pin.")
     engine_args: dict[str, Any] = Field(
         default_factory=dict,
-        description="Keyword arguments for vLLM's AsyncEngineArgs (max_model_len, dtype, ...).",
+        description="Keyword arguments for vLLM's AsyncEngineArgs (max_model_len, dtype, ...); unknown keys are refused.",
     )
     engine_env: dict[str, str] = Field(
         default_factory=dict,
         description="Environment variables set in the replica before the engine starts (VLLM_*).",
     )
-    deployment: DeploymentOptions = Field(default_factory=DeploymentOptions)
+    deployment: DeploymentOptions = Field(
+        default_factory=DeploymentOptions,
+        description="Ray Serve options of the model's deployment, checked against Ray's schema.",
+    )
     media: MediaDefaults = Field(
         default_factory=MediaDefaults,
         description="Defaults of image resizing and video frame sampling for this model.",
@@ -211,6 +126,19 @@ class ModelConfig(_Strict):
             "interval into one item across the Serve handle (0 = one item per engine step)."
         ),
     )
+
+    @model_validator(mode="after")
+    def _engine_args_are_vllms(self) -> ModelConfig:
+        check_engine_args(self.engine_args)
+        return self
+
+    @model_validator(mode="after")
+    def _family_matches_the_checkpoint(self) -> ModelConfig:
+        try:
+            self.family = checkpoint_family(self.family, self.source, self.revision)
+        except FamilyError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
     @model_validator(mode="after")
     def _parallelism_fits(self) -> ModelConfig:

@@ -28,6 +28,7 @@ from deployments.chat_template import ChatRenderer
 from deployments.config import TEMPORAL_PIXEL_BUDGET_FAMILIES, ModelConfig
 from deployments.engines.protocol import Engine, EnginePrompt
 from deployments.errors import EngineUnavailableError, InvalidRequestError, ServeError, as_invalid_request, cancelling
+from deployments.families import checkpoint_family
 from deployments.placement import check_checkpoint_tensor_parallel
 from deployments.calls import ChatPrompt, Delta, GenerateCall, ModelInfo
 from deployments.checkpoints.sources import resolve_model_path
@@ -58,6 +59,7 @@ class ModelServer:
         # Hub checkpoints are first seen here: refuse an impossible tensor-parallel size
         # with a clear message before vLLM starts any worker.
         check_checkpoint_tensor_parallel(path, self.config.engine_args)
+        checkpoint_family(self.config.family, str(path))  # the weights are the configured family
         self._renderer = await asyncio.to_thread(ChatRenderer.from_pretrained, path, self.config)
         self._engine = (engine_factory or _default_engine_factory)(self.config, path)
         await self._engine.start()

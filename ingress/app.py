@@ -42,7 +42,7 @@ def create_api(config: AppConfig, router: ModelRouter) -> FastAPI:
     install_error_handlers(app)
     install_schemas(app)
     services = Services.build(config, router)
-    ongoing = config.ingress.deployment.max_ongoing_requests or INGRESS_MAX_ONGOING_REQUESTS
+    ongoing = config.ingress.deployment.ray_options.get("max_ongoing_requests") or INGRESS_MAX_ONGOING_REQUESTS
     app.add_middleware(
         AdmissionLimit, limit=admission_limit(ongoing), served=services.served,
         default_model=config.default_model_name,

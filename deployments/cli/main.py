@@ -2,11 +2,13 @@
 
     qwen-vl-serve run serve_config.cpu.yaml    # `serve run`, with metrics at :8080/metrics
     qwen-vl-serve download serve_config.yaml   # fetch every model into the shared cache
-    qwen-vl-serve validate serve_config.yaml   # check the config against the schema
+    qwen-vl-serve validate serve_config.yaml   # check the file: Ray Serve's schema, then ours (vLLM engine args too)
+    qwen-vl-serve status                       # `serve status` (with the auth it needs), requests per model
 
 `run` validates the file, starts a single-machine Ray on the loopback address with its
 metrics export port fixed (Prometheus text of ours, Serve's and the engines' metrics), then
-hands over to Ray Serve's own `serve run`; on a cluster, use `serve run` or KubeRay.
+hands over to Ray Serve's own `serve run`; on a cluster, use `serve run` or KubeRay. Once
+the app's `/health` answers 200 it prints `ready: http://127.0.0.1:8000/v1 (models: ...)`.
 
 `download` resolves each configured model's `source` exactly as a replica would
 (deployments/checkpoints/sources.py: hub, revision, QWEN_VL_SERVE_CACHE), so replicas started later
@@ -24,11 +26,15 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from ray.serve.schema import ServeDeploySchema
 
 from deployments.config import AppConfig
+from deployments.families import FamilyError, checkpoint_family
 from deployments.placement import TensorParallelError, check_checkpoint_tensor_parallel
 from deployments.checkpoints.sources import ModelSourceError, cache_root, resolve_model_path
 from deployments.cli.haproxy_reaper import HAProxyReaper
+from deployments.cli.readiness import Endpoint, ReadyAnnouncer, endpoint
+from deployments.cli.status import status
 from deployments.cli.ray_env import apply_serving_defaults, haproxy_enabled
 
 BUILD_APP = "ingress.app:build_app"
@@ -38,14 +44,31 @@ SERVE_NAMESPACE = "serve"  # the namespace `serve run` uses
 
 def load_app_configs(path: Path) -> dict[str, AppConfig]:
     """Application name -> validated args, for every qwen-vl-serve application in the file."""
+    return {name: config for name, (config, _) in _load(path).items()}
+
+
+def endpoints(path: Path) -> list[Endpoint]:
+    """Where each qwen-vl-serve application of the file will answer, with its models."""
     document: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
+    return [endpoint(document, application, [m.name for m in config.models])
+            for config, application in _load(path).values()]
+
+
+def _load(path: Path) -> dict[str, tuple[AppConfig, dict[str, Any]]]:
+    """The file checked by Ray's own Serve config schema, then each of our applications' args."""
+    document: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
+    try:
+        ServeDeploySchema.model_validate(document)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise SystemExit(f"{path}: {'.'.join(map(str, error['loc']))}: {error['msg']}") from None
     configs = {}
     for index, application in enumerate(document.get("applications") or []):
         if application.get("import_path") != BUILD_APP:
             continue
         name = application.get("name", f"applications[{index}]")
         try:
-            configs[name] = AppConfig.model_validate(application.get("args") or {})
+            configs[name] = (AppConfig.model_validate(application.get("args") or {}), application)
         except ValidationError as exc:
             raise SystemExit(f"{path}: application {name!r}: {exc}") from None
     if not configs:
@@ -64,7 +87,8 @@ def download(path: Path, only: list[str]) -> int:
             try:
                 local = resolve_model_path(model)
                 check_checkpoint_tensor_parallel(local, model.engine_args)
-            except (ModelSourceError, TensorParallelError) as exc:
+                checkpoint_family(model.family, str(local))
+            except (ModelSourceError, TensorParallelError, FamilyError) as exc:
                 print(f"  failed: {exc}", file=sys.stderr, flush=True)
                 failed += 1
                 continue
@@ -75,7 +99,7 @@ def download(path: Path, only: list[str]) -> int:
 
 def run(path: Path, metrics_export_port: int) -> int:
     """Validate `path`, start a local Ray with a fixed metrics port, then `serve run` it."""
-    load_app_configs(path)  # a config error names its field before Ray starts
+    announcer = ReadyAnnouncer(endpoints(path))  # a config error names its field before Ray starts
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # listen on loopback only
     settings = apply_serving_defaults()
     print("ray settings: " + " ".join(f"{k}={v}" for k, v in settings.items()), flush=True)
@@ -84,6 +108,7 @@ def run(path: Path, metrics_export_port: int) -> int:
 
     # only HAProxy mode can leave a process behind: no /proc scans otherwise
     reaper = HAProxyReaper().start() if haproxy_enabled() else None
+    announcer.start()
     try:
         # `_metrics_export_port` is private: `ray start --metrics-export-port` is its only public
         # form; tests/unit/deployments/cli/test_main.py fails if ray.init stops taking it.
@@ -91,6 +116,7 @@ def run(path: Path, metrics_export_port: int) -> int:
         print(f"metrics: http://127.0.0.1:{metrics_export_port}/metrics", flush=True)
         serve_run.main(args=[str(path)], prog_name="serve run", standalone_mode=False)
     finally:
+        announcer.stop()
         if reaper is not None and (stopped := reaper.stop()):
             print(f"stopped {len(stopped)} haproxy process(es) Ray left running", flush=True)
     return 0
@@ -116,12 +142,20 @@ def main(argv: list[str] | None = None) -> int:
         "--metrics-export-port", type=int, default=DEFAULT_METRICS_EXPORT_PORT,
         help=f"Ray's Prometheus metrics port (default {DEFAULT_METRICS_EXPORT_PORT})",
     )
+    state = commands.add_parser("status", help="`serve status` with the auth Ray 2.60 needs, then requests per model")
+    state.add_argument("--address", help="Ray dashboard address (default: Serve's, http://localhost:8265)")
+    state.add_argument(
+        "--metrics-url", default=f"http://127.0.0.1:{DEFAULT_METRICS_EXPORT_PORT}/metrics",
+        help="the app's Prometheus metrics, for the request counts",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # download progress lines
     if args.command == "download":
         return download(args.config, args.model)
     if args.command == "run":
         return run(args.config, args.metrics_export_port)
+    if args.command == "status":
+        return status(args.address, args.metrics_url)
     return validate(args.config)
 
 

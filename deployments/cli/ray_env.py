@@ -2,7 +2,7 @@
 benchmark (bench/load_bench.py, docs/benchmarks.md).
 
 They are environment variables that Ray's processes read when they start, so they must be
-set before `ray.init` (on KubeRay: in the pods' `env`, k8s/rayservice.yaml). Each is a
+set before `ray.init` (on KubeRay: in the pods' `env`, k8s/base/rayservice.yaml). Each is a
 default: a value already in the environment wins.
 """
 

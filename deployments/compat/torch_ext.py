@@ -9,10 +9,10 @@ only torchvision's two registration modules, and only when `torchvision.extensio
 its ops missing; we make torchaudio's loader report "extension not built" (its own
 fallback) instead of raising; and a torchcodec that cannot load its libraries raises
 `ImportError` (which vLLM and transformers treat as "not installed") instead of `OSError`.
-A working install (the GPU one) is never touched.
-
-This module is imported at interpreter start by `qwen_vl_serve_torch_ext_compat.pth`, so
-it also covers the processes vLLM spawns; it must stay cheap (no torch import here).
+The GPU install is never touched: `qwen_vl_serve_torch_ext_compat.pth` imports this module
+(at every interpreter start, so it also covers the processes vLLM spawns) only when the
+installed torch is a `+cpu` build (`deployments.compat.install_if_cpu_torch`). It must stay
+cheap: no torch import here.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ Both ride on the chat path (same validation, media, routing and sampling fields)
   ...}`, `{"type": "video", "video": ...}`, `{"type": "text", "text": ...}`) and answers
   `{"response": "..."}`;
 - `/` takes `{"prompt": "..."}`, sent as one user message through the chat template, and
-  answers `{"response", "status": "success", "time": <seconds>}`.
+  answers `{"response", "status": 200, "time": <seconds>}` (the HTTP status as a number,
+  as the seed's server did).
 A `model` field selects the deployment (else the default model); other chat completion
 fields (`max_tokens`, `temperature`, ...) are accepted as on `/v1/chat/completions`.
 Errors are OpenAI error objects, as on every other route.
@@ -46,7 +47,7 @@ class PromptBody(BaseModel):
 
 class PromptAnswer(BaseModel):
     response: str
-    status: str = Field(description="`success`; failures are OpenAI error objects with a 4xx/5xx status.")
+    status: int = Field(description="200; failures are OpenAI error objects with a 4xx/5xx HTTP status.")
     time: float = Field(description="Seconds the server spent on the request.")
 
 
@@ -65,7 +66,7 @@ async def prompt(body: Any, exchange: Exchange) -> dict:
     chat = {key: value for key, value in body.items() if key != "prompt"}
     chat["messages"] = [{"role": "user", "content": body["prompt"]}]
     text = await _answer(chat, exchange)
-    return {"response": text, "status": "success", "time": round(time.perf_counter() - started, 3)}
+    return {"response": text, "status": 200, "time": round(time.perf_counter() - started, 3)}
 
 
 def register(api: APIRouter, app: Services) -> None:

@@ -1,5 +1,6 @@
 """The README's serve command, as a user runs it: the app answers on 127.0.0.1:8000 and the
-Prometheus metrics of the whole app are at 127.0.0.1:8080/metrics.
+Prometheus metrics of the whole app are at 127.0.0.1:8080/metrics; it prints its ready line,
+the README's curl examples work against it, and `qwen-vl-serve status` reports it.
 
 Marked `own_ray`: it starts a Ray of its own, so tests/e2e/conftest.py runs it before any test
 that starts the shared app (two Ray instances with four engines would crowd a 2-core
@@ -15,6 +16,9 @@ import signal
 import socket
 import subprocess
 import time
+
+import json
+import re
 
 import httpx
 import openai
@@ -47,6 +51,37 @@ def _wait(url: str, process: subprocess.Popen) -> None:
     raise AssertionError(f"{url} did not answer 200 within {START_TIMEOUT_S}s")
 
 
+def curl_examples() -> list[str]:
+    """The README's curl blocks that need no internet."""
+    section = (ROOT / "README.md").read_text().split("## Try it with curl", 1)[1].split("\n## ", 1)[0]
+    return [block for block in re.findall(r"```bash\n(.+?)\n```", section, flags=re.S) if "https://" not in block]
+
+
+def _check_curl_example(block: str) -> None:
+    done = subprocess.run(["bash", "-c", block], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, (block, done.stderr)
+    if '"stream": true' in block:
+        events = [line for line in done.stdout.splitlines() if line.startswith("data: ")]
+        assert events[-1] == "data: [DONE]" and len(events) > 2, done.stdout
+        return
+    answer = json.loads(done.stdout)
+    assert "error" not in answer, (block, answer)
+    if "/v1/chat/completions" in block:
+        assert isinstance(answer["choices"][0]["message"]["content"], str) and answer["usage"]["completion_tokens"] > 0
+    else:
+        assert answer["status"] == 200 and isinstance(answer["response"], str)
+
+
+def _wait_for_line(log_path, prefix: str, timeout_s: float = 30) -> str:  # noqa: ANN001 - a Path
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        lines = [line for line in log_path.read_text().splitlines() if line.startswith(prefix)]
+        if lines:
+            return lines[0]
+        time.sleep(1)
+    raise AssertionError(f"no line starting with {prefix!r} in {log_path}")
+
+
 def test_readme_serve_command_serves_and_exports_metrics(tiny_cache, tmp_path):
     import ray
 
@@ -54,13 +89,20 @@ def test_readme_serve_command_serves_and_exports_metrics(tiny_cache, tmp_path):
     if not (_port_free(8000) and _port_free(8080)):
         pytest.fail("ports 8000 and 8080 must be free for the quick start test")
     serve_command = readme_commands()[0].split("&&")[-1].strip()
-    log = (tmp_path / "serve.log").open("w")
+    log_path = tmp_path / "serve.log"
+    log = log_path.open("w")
     process = subprocess.Popen(
         ["bash", "-c", f"exec {serve_command}"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "RAY_ADDRESS": ""},
     )
     try:
         _wait(f"{API}/health", process)
+        ready = _wait_for_line(log_path, "ready:")
+        assert ready == f"ready: {API}/v1 (models: tiny-qwen2-vl, tiny-qwen2.5-vl)"
+        examples = curl_examples()
+        assert len(examples) == 5  # chat, stream, image file, video file, POST /
+        for block in examples:
+            _check_curl_example(block)
         client = openai.OpenAI(base_url=f"{API}/v1", api_key="unused", max_retries=0, timeout=60)
         answer = client.chat.completions.create(
             model="tiny-qwen2.5-vl", messages=[{"role": "user", "content": "hi"}], max_tokens=3
@@ -76,6 +118,13 @@ def test_readme_serve_command_serves_and_exports_metrics(tiny_cache, tmp_path):
             time.sleep(2)
         missing = [name for name in wanted if name not in text]
         assert not missing, f"no {missing} series at {METRICS}"
+        # Ray 2.60's `serve status` needs RAY_AUTH_MODE=token against this cluster; ours sets it.
+        status = subprocess.run([str(ROOT / ".venv" / "bin" / "qwen-vl-serve"), "status"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=120,
+                                env={k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"})
+        assert status.returncode == 0, status.stderr
+        assert "qwen-vl" in status.stdout and "RUNNING" in status.stdout, status.stdout
+        assert "tiny-qwen2-vl: 2xx" in status.stdout, status.stdout
     finally:
         process.send_signal(signal.SIGINT)
         try:

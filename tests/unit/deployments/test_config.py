@@ -12,13 +12,13 @@ from deployments.config import AppConfig
 from tests.helpers import ROOT
 
 
-@pytest.mark.parametrize("name", ["serve_config.yaml", "serve_config.cpu.yaml"])
+@pytest.mark.parametrize("name", ["serve_config.yaml", "serve_config.gpu1.yaml", "serve_config.cpu.yaml"])
 def test_shipped_configs_validate(name):
     document = yaml.safe_load((ROOT / name).read_text())
     (application,) = document["applications"]
     assert application["import_path"] == "ingress.app:build_app"
     config = AppConfig.model_validate(application["args"])
-    assert {m.family for m in config.models} == {"qwen2-vl", "qwen2.5-vl"}
+    assert {m.family for m in config.models} <= {"qwen2-vl", "qwen2.5-vl"}
 
 
 def test_cpu_default_serves_the_two_tiny_models_on_loopback():
@@ -59,7 +59,7 @@ def _gpu_args() -> dict:
         (lambda m: m["deployment"].update(autoscaling_config={"max_replicas": 0}), "max_replicas"),
         (lambda m: m["deployment"].update(autoscaling_config={"min_replicas": 3, "max_replicas": 2}), "max_replicas"),
         (lambda m: m["deployment"].update(autoscaling_config={"target_ongoing": 2}), "target_ongoing"),
-        (lambda m: m["deployment"].update(autoscaling_config={"min_replicas": 1}), "num_replicas"),
+        (lambda m: m["deployment"].update(num_replicas=1), "num_replicas"),
         (lambda m: m["deployment"].update(max_queued_requests=-2), "max_queued_requests"),
         (lambda m: m["deployment"].update(placement_group_strategy="PACKED"), "placement_group_strategy"),
         (lambda m: m["engine_args"].update(tensor_parallel_size=0), "tensor_parallel_size"),
@@ -77,12 +77,12 @@ def test_deployment_errors_name_the_field(change, field):
 def test_gpu_config_autoscales_bounds_queues_and_drains():
     config = AppConfig.model_validate(_gpu_args())
     by_name = {m.name: m.serve_options() for m in config.models}
-    scaled = by_name["Qwen/Qwen2.5-VL-3B-Instruct"]
-    assert scaled["autoscaling_config"]["max_replicas"] >= 2 and "num_replicas" not in scaled
-    for options in by_name.values():
+    assert set(by_name) == {"Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2.5-VL-7B-Instruct"}
+    for options in by_name.values():  # one autoscaled deployment per family
+        assert options["autoscaling_config"]["max_replicas"] >= 2 and "num_replicas" not in options
         assert options["max_queued_requests"] > 0
-        assert options["ray_actor_options"]["num_gpus"] == 1 and "placement_group_bundles" not in options
         assert options["graceful_shutdown_timeout_s"] >= 60
+    assert by_name["Qwen/Qwen2-VL-2B-Instruct"]["ray_actor_options"]["num_gpus"] == 1
 
 
 def _commented_model(name: str) -> dict:
@@ -99,21 +99,27 @@ def _commented_model(name: str) -> dict:
     return model
 
 
-def test_commented_7b_block_is_valid_tensor_parallel_2():
-    model = _commented_model("Qwen/Qwen2.5-VL-7B-Instruct")
-    args = _gpu_args()
-    args["models"].append(model)
-    config = AppConfig.model_validate(args)
-    options = config.models[-1].serve_options()
-    assert model["engine_args"]["tensor_parallel_size"] == 2
-    assert options["placement_group_bundles"] == [{"CPU": 4, "GPU": 1}, {"GPU": 1}]
-    assert options["placement_group_strategy"] == "STRICT_PACK"
-    assert options["autoscaling_config"]["min_replicas"] == 0  # scale to zero
-
-
 def test_commented_qwen3_vl_block_is_a_valid_model():
     model = _commented_model("Qwen/Qwen3-VL-4B-Instruct")
     args = _gpu_args()
     args["models"].append(model)
     config = AppConfig.model_validate(args).models[-1]
     assert config.family == "qwen3-vl" and config.accepts_images
+
+
+def test_gpu_config_runs_the_7b_model_tensor_parallel_on_two_gpus():
+    config = AppConfig.model_validate(_gpu_args())
+    seven_b = next(m for m in config.models if m.name == "Qwen/Qwen2.5-VL-7B-Instruct")
+    options = seven_b.serve_options()
+    assert seven_b.engine_args["tensor_parallel_size"] == 2
+    assert options["placement_group_bundles"] == [{"CPU": 4, "GPU": 1}, {"GPU": 1}]
+    assert options["placement_group_strategy"] == "STRICT_PACK"
+    assert "num_gpus" not in options["ray_actor_options"]
+
+
+def test_single_gpu_config_holds_one_model_on_one_gpu():
+    document = yaml.safe_load((ROOT / "serve_config.gpu1.yaml").read_text())
+    config = AppConfig.model_validate(document["applications"][0]["args"])
+    gpus = sum(m.deployment.ray_actor_options.get("num_gpus", 0) * m.engine_args.get("tensor_parallel_size", 1)
+               for m in config.models)
+    assert gpus == 1

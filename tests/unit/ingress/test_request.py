@@ -321,9 +321,11 @@ async def test_a_request_chat_template_is_refused_not_ignored(http):
 
 async def test_chat_template_kwargs_reach_the_template(http, servers):
     """Qwen2-VL's template numbers images with `add_vision_id` (grounding reads "Picture N")."""
-    content = [image_part(image_data_url(56, 56)), image_part(image_data_url(56, 56, seed=1)), "compare"]
+    content = [image_part(image_data_url(56, 56)), image_part(image_data_url(56, 56, seed=1)),
+               {"type": "text", "text": "compare"}]
     body = {"model": "tiny-qwen2-vl", "messages": [{"role": "user", "content": content}], "max_tokens": 1}
-    assert (await http.post("/v1/chat/completions", json=body)).status_code == 200
+    response = await http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
     assert "Picture 1:" not in servers["tiny-qwen2-vl"]._engine.prompts[-1]["prompt"]
     body["chat_template_kwargs"] = {"add_vision_id": True}
     assert (await http.post("/v1/chat/completions", json=body)).status_code == 200

@@ -27,7 +27,8 @@ CRD_SCHEMAS = {
 
 
 def documents(name: str) -> list[dict]:
-    return [doc for doc in yaml.safe_load_all((K8S / name).read_text()) if doc]
+    path = K8S / "base" / name if (K8S / "base" / name).is_file() else K8S / name
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
 def validate(obj: dict) -> None:
@@ -40,8 +41,8 @@ def validate(obj: dict) -> None:
 
 
 def test_rayservice_yaml_is_generated_from_serve_config():
-    assert (K8S / "rayservice.yaml").read_text() == rayservice.render(rayservice.load_serve_config()), (
-        "k8s/rayservice.yaml drifted from serve_config.yaml: run python -m k8s.rayservice"
+    assert (K8S / "base" / "rayservice.yaml").read_text() == rayservice.render(rayservice.load_serve_config()), (
+        "k8s/base/rayservice.yaml drifted from serve_config.yaml: run python -m k8s.rayservice"
     )
 
 
@@ -100,7 +101,7 @@ def test_cluster_shape_ports_secrets_and_probes():
     for group in workers:
         container = _containers(group)[0]
         assert container["resources"]["limits"] == container["resources"]["requests"]
-        assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == "2"  # the 7B model's two TP workers
         assert container["readinessProbe"]["httpGet"]["path"] == "/-/healthz"
         assert {p["name"] for p in container["ports"]} >= {"serve", "metrics"}
         secrets = [e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"] if "valueFrom" in e]

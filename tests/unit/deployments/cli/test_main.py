@@ -33,7 +33,7 @@ def test_download_reports_a_failing_source_and_exits_nonzero(tmp_path, monkeypat
     assert "tiny-qwen2-vl" not in captured.out  # --model picked one
 
 
-@pytest.mark.parametrize("name", ["serve_config.yaml", "serve_config.cpu.yaml"])
+@pytest.mark.parametrize("name", ["serve_config.yaml", "serve_config.gpu1.yaml", "serve_config.cpu.yaml"])
 def test_validate_accepts_the_shipped_configs(name, capsys):
     assert cli.main(["validate", str(ROOT / name)]) == 0
     assert "ok" in capsys.readouterr().out
@@ -55,3 +55,21 @@ def test_ray_init_still_takes_the_private_metrics_export_port():
     import ray._private.worker
 
     assert 'kwargs.pop("_metrics_export_port"' in inspect.getsource(ray._private.worker.init)
+
+
+def test_validate_refuses_an_engine_arg_typo_naming_the_close_match(tmp_path):
+    config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
+    config["applications"][0]["args"]["models"][0]["engine_args"]["max_modle_len"] = 4096
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(SystemExit, match="engine_args.max_modle_len.*did you mean 'max_model_len'"):
+        cli.main(["validate", str(path)])
+
+
+def test_validate_checks_the_file_with_rays_serve_schema(tmp_path):
+    config = yaml.safe_load((ROOT / "serve_config.cpu.yaml").read_text())
+    config["proxy_location"] = "Everywhere"
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(SystemExit, match="proxy_location: Input should be"):
+        cli.main(["validate", str(path)])

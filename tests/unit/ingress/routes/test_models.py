@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deployments.config import AutoscalingOptions
+from deployments.deployment_options import DeploymentOptions
 
 
 async def test_health_ok_when_all_engines_answer(http):
@@ -30,7 +30,8 @@ async def test_models_lists_only_answering_models(client, servers):
 
 
 def _scale_to_zero(router, name: str) -> None:  # noqa: ANN001 - ingress.router.ModelRouter
-    router.routes[name].config.deployment.autoscaling_config = AutoscalingOptions(min_replicas=0, max_replicas=1)
+    options = DeploymentOptions.model_validate({"autoscaling_config": {"min_replicas": 0, "max_replicas": 1}})
+    router.routes[name].config.deployment = options
 
 
 async def test_a_model_scaled_to_zero_is_healthy_listed_and_not_woken(http, router, servers):
