@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 
 import pytest
 import yaml
@@ -9,6 +12,15 @@ import yaml
 from deployments.cli import main as cli
 
 from tests.helpers import ROOT
+
+
+def _edited_config(tmp_path: Path, name: str, edit: Callable[[dict], None]) -> str:
+    """A copy of the shipped config `name` with `edit(config)` applied, as a path."""
+    config = yaml.safe_load((ROOT / name).read_text())
+    edit(config)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
 
 
 def test_download_resolves_every_configured_model(tmp_path, monkeypatch, capsys):
@@ -22,10 +34,10 @@ def test_download_resolves_every_configured_model(tmp_path, monkeypatch, capsys)
 
 
 def test_download_reports_a_failing_source_and_exits_nonzero(tmp_path, monkeypatch, capsys):
-    config = yaml.safe_load((ROOT / "serve_config.cpu.yaml").read_text())
-    config["applications"][0]["args"]["models"][1]["source"] = str(tmp_path / "missing")
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
+    def edit(config: dict) -> None:
+        config["applications"][0]["args"]["models"][1]["source"] = str(tmp_path / "missing")
+
+    path = _edited_config(tmp_path, "serve_config.cpu.yaml", edit)
     monkeypatch.setenv("QWEN_VL_SERVE_CACHE", str(tmp_path / "cache"))
     assert cli.main(["download", str(path), "--model", "tiny-qwen2.5-vl"]) == 1
     captured = capsys.readouterr()
@@ -40,12 +52,12 @@ def test_validate_accepts_the_shipped_configs(name, capsys):
 
 
 def test_validate_names_the_bad_field(tmp_path):
-    config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
-    config["applications"][0]["args"]["models"][0]["deployment"]["max_ongoing_requests"] = 0
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
+    def edit(config: dict) -> None:
+        config["applications"][0]["args"]["models"][0]["deployment"]["max_ongoing_requests"] = 0
+
+    path = _edited_config(tmp_path, "serve_config.yaml", edit)
     with pytest.raises(SystemExit, match="max_ongoing_requests"):
-        cli.main(["validate", str(path)])
+        cli.main(["validate", path])
 
 
 def test_ray_init_still_takes_the_private_metrics_export_port():
@@ -58,18 +70,18 @@ def test_ray_init_still_takes_the_private_metrics_export_port():
 
 
 def test_validate_refuses_an_engine_arg_typo_naming_the_close_match(tmp_path):
-    config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
-    config["applications"][0]["args"]["models"][0]["engine_args"]["max_modle_len"] = 4096
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
+    def edit(config: dict) -> None:
+        config["applications"][0]["args"]["models"][0]["engine_args"]["max_modle_len"] = 4096
+
+    path = _edited_config(tmp_path, "serve_config.yaml", edit)
     with pytest.raises(SystemExit, match="engine_args.max_modle_len.*did you mean 'max_model_len'"):
-        cli.main(["validate", str(path)])
+        cli.main(["validate", path])
 
 
 def test_validate_checks_the_file_with_rays_serve_schema(tmp_path):
-    config = yaml.safe_load((ROOT / "serve_config.cpu.yaml").read_text())
-    config["proxy_location"] = "Everywhere"
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
+    def edit(config: dict) -> None:
+        config["proxy_location"] = "Everywhere"
+
+    path = _edited_config(tmp_path, "serve_config.cpu.yaml", edit)
     with pytest.raises(SystemExit, match="proxy_location: Input should be"):
-        cli.main(["validate", str(path)])
+        cli.main(["validate", path])
