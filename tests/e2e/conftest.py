@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -68,6 +70,19 @@ def metrics_export_port() -> int:
 @pytest.fixture(scope="session")
 def serve_url(tiny_cache, metrics_export_port: int, media_dir: Path) -> Iterator[str]:
     """Base URL of the running application; tears Ray down after the session."""
+    with served_on_own_ray(
+        e2e_app_args(media_dir), "qwen-vl",
+        _metrics_export_port=metrics_export_port,
+        # Metrics reach the export port within a second rather than Ray's default ten.
+        _system_config={"metrics_report_interval_ms": METRICS_REPORT_INTERVAL_MS},
+    ) as url:
+        yield url
+
+
+@contextmanager
+def served_on_own_ray(app_args: dict, name: str, **ray_init: Any) -> Iterator[str]:
+    """Ray started here (with `qwen-vl-serve run`'s settings), our app built from `app_args`
+    and served on a free loopback port; its base URL once healthy; Ray shut down after."""
     from deployments.cli.ray_env import apply_serving_defaults
 
     apply_serving_defaults()  # the Ray settings users get from `qwen-vl-serve run`, set before Ray reads them
@@ -77,17 +92,10 @@ def serve_url(tiny_cache, metrics_export_port: int, media_dir: Path) -> Iterator
     from ingress.app import build_app
 
     port = free_port()
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        _metrics_export_port=metrics_export_port,
-        # Metrics reach the export port within a second rather than Ray's default ten.
-        _system_config={"metrics_report_interval_ms": METRICS_REPORT_INTERVAL_MS},
-    )
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, **ray_init)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        serve.run(build_app(e2e_app_args(media_dir)), name="qwen-vl", route_prefix="/", blocking=False)
+        serve.run(build_app(app_args), name=name, route_prefix="/", blocking=False)
         url = f"http://127.0.0.1:{port}"
         _wait_healthy(url)
         yield url

@@ -27,30 +27,13 @@ from PIL import Image
 
 from deployments.checkpoints.tiny import resolve_tiny
 from tests.e2e.side_apps import side_app_args, side_model
-from tests.helpers import free_port
+from tests.e2e.offline_engine import chat_prompt, greedy
+from tests.helpers import random_image
 
 pytestmark = pytest.mark.e2e
 
 MAX_TOKENS = 8
 MODEL = "tiny-qwen3-vl"
-
-
-def _random_image(width: int, height: int, seed: int = 0) -> Image.Image:
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    return Image.fromarray(pixels)
-
-
-def _prompt(processor: Any, part: str, text: str) -> str:
-    messages = [{"role": "user", "content": [{"type": part}, {"type": "text", "text": text}]}]
-    return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-
-def _greedy(llm: Any, prompt: dict) -> Any:
-    from vllm import SamplingParams
-
-    params = SamplingParams(temperature=0, max_tokens=MAX_TOKENS, ignore_eos=True)
-    (output,) = llm.generate([prompt], params, use_tqdm=False)
-    return output
 
 
 @pytest.fixture(scope="class")
@@ -80,9 +63,9 @@ class TestEngine:
         from transformers import AutoModelForImageTextToText
 
         llm, processor = engine
-        image = _random_image(96, 64, seed=1)  # multiples of 32: resized only by the processor's min_pixels
-        text = _prompt(processor, "image", "What is in the picture?")
-        output = _greedy(llm, {"prompt": text, "multi_modal_data": {"image": [image]}})
+        image = random_image(96, 64, seed=1)  # multiples of 32: resized only by the processor's min_pixels
+        text = chat_prompt(processor, "image", "What is in the picture?")
+        output = greedy(llm, {"prompt": text, "multi_modal_data": {"image": [image]}}, MAX_TOKENS)
 
         inputs = processor(text=[text], images=[image], return_tensors="pt")
         assert list(output.prompt_token_ids) == inputs["input_ids"][0].tolist()
@@ -100,10 +83,10 @@ class TestEngine:
         frames = np.random.default_rng(2).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
         metadata = {"fps": 10.0, "frames_indices": [0, 10, 20, 30], "total_num_frames": 40,
                     "duration": 4.0, "video_backend": "pyav"}
-        text = _prompt(processor, "video", "What happens?")
-        output = _greedy(llm, {"prompt": text,
+        text = chat_prompt(processor, "video", "What happens?")
+        output = greedy(llm, {"prompt": text,
                                "multi_modal_data": {"video": [(frames, dict(metadata, do_sample_frames=False))]},
-                               "mm_processor_kwargs": {"do_sample_frames": False}})
+                               "mm_processor_kwargs": {"do_sample_frames": False}}, MAX_TOKENS)
 
         inputs = processor(text=[text], videos=[frames], video_metadata=[metadata], do_sample_frames=False,
                            return_tensors="np")
@@ -119,28 +102,14 @@ class TestEngine:
 def qwen3_url(tiny_cache) -> Iterator[str]:
     """A one-model application of tiny://qwen3-vl in a Ray of its own, torn down after its
     class (marked `own_ray`: it runs before the shared app of tests/e2e/conftest.py starts)."""
-    from deployments.cli.ray_env import apply_serving_defaults
-
-    apply_serving_defaults()
     import ray
-    from ray import serve
 
-    from ingress.app import build_app
-    from tests.e2e.conftest import _wait_healthy
+    from tests.e2e.conftest import served_on_own_ray
 
     assert not ray.is_initialized(), "an own_ray test must run before the shared app starts"
-    port = free_port()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-        model = side_model(MODEL, family="qwen3-vl", source="tiny://qwen3-vl")
-        serve.run(build_app(side_app_args(model)), name="qwen3", route_prefix="/", blocking=False)
-        url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url)
+    model = side_model(MODEL, family="qwen3-vl", source="tiny://qwen3-vl")
+    with served_on_own_ray(side_app_args(model), "qwen3") as url:
         yield url
-    finally:
-        serve.shutdown()
-        ray.shutdown()
 
 
 @pytest.fixture(scope="class")
@@ -170,7 +139,7 @@ class TestServed:
             assert response.choices[0].message.content is not None
             return response.usage.prompt_tokens
 
-        image = _random_image(300, 200)
+        image = random_image(300, 200)
         resized = fetch_image({"image": image}, image_patch_size=16)
         assert resized.size == (288, 192)
         text = {"type": "text", "text": "Describe."}
@@ -181,7 +150,7 @@ class TestServed:
     def test_video_answer_streams_the_same_text(self, qwen3_client):
         """A video given as four frame images: the frames' timestamps come from the metadata
         the ingress sends; the streamed text equals the whole answer's."""
-        urls = [_data_url(_random_image(64, 64, seed=i)) for i in range(4)]
+        urls = [_data_url(random_image(64, 64, seed=i)) for i in range(4)]
         content = [{"type": "video", "video": urls}, {"type": "text", "text": "What happens?"}]
         kwargs: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": content}],
                                   "max_tokens": 6, "temperature": 0}

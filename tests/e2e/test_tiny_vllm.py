@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from deployments.checkpoints.tiny import resolve_tiny
+from tests.e2e.offline_engine import chat_prompt, greedy
+from tests.helpers import random_image
 
 pytestmark = pytest.mark.e2e
 
@@ -64,30 +65,12 @@ def engine(request: pytest.FixtureRequest, tiny_cache) -> Iterator[tuple[str, An
         gc.collect()
 
 
-def _random_image(width: int, height: int, seed: int = 0) -> Image.Image:
-    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    return Image.fromarray(pixels)
-
-
-def _prompt(processor: Any, part: str, text: str) -> str:
-    messages = [{"role": "user", "content": [{"type": part}, {"type": "text", "text": text}]}]
-    return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-
-def _greedy(llm: Any, prompt: dict) -> Any:
-    from vllm import SamplingParams
-
-    params = SamplingParams(temperature=0, max_tokens=MAX_TOKENS, ignore_eos=True)
-    (output,) = llm.generate([prompt], params, use_tqdm=False)
-    return output
-
-
 @pytest.mark.parametrize("size", [(64, 64), (200, 150)])  # 150x200 spans several 112 px windows
 def test_image_prompt_matches_hf_processor(engine, size):
     family, llm, processor = engine
-    image = _random_image(*size)
-    text = _prompt(processor, "image", "Describe this image.")
-    output = _greedy(llm, {"prompt": text, "multi_modal_data": {"image": [image]}})
+    image = random_image(*size)
+    text = chat_prompt(processor, "image", "Describe this image.")
+    output = greedy(llm, {"prompt": text, "multi_modal_data": {"image": [image]}}, MAX_TOKENS)
 
     expected = processor(text=[text], images=[image], return_tensors="np")["input_ids"][0].tolist()
     assert len(output.prompt_token_ids) == len(expected)
@@ -101,10 +84,10 @@ def test_greedy_tokens_equal_transformers(engine):
     from transformers import AutoModelForImageTextToText
 
     family, llm, processor = engine
-    image = _random_image(64, 64, seed=1)
-    text = _prompt(processor, "image", "What is in the picture?")
+    image = random_image(64, 64, seed=1)
+    text = chat_prompt(processor, "image", "What is in the picture?")
     vllm_tokens = list(
-        _greedy(llm, {"prompt": text, "multi_modal_data": {"image": [image]}}).outputs[0].token_ids
+        greedy(llm, {"prompt": text, "multi_modal_data": {"image": [image]}}, MAX_TOKENS).outputs[0].token_ids
     )
 
     path = llm.llm_engine.model_config.model
@@ -120,7 +103,7 @@ def test_greedy_tokens_equal_transformers(engine):
 def test_video_prompt_matches_hf_processor(engine):
     family, llm, processor = engine
     frames = np.random.default_rng(2).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
-    text = _prompt(processor, "video", "What happens?")
+    text = chat_prompt(processor, "video", "What happens?")
     hf_kwargs: dict[str, Any] = {}
     if family == "qwen2.5-vl":
         # Qwen2.5-VL needs each video's metadata: vLLM rejects bare frames for it.
@@ -129,7 +112,7 @@ def test_video_prompt_matches_hf_processor(engine):
         hf_kwargs["video_metadata"] = [metadata]
     else:
         video = frames
-    output = _greedy(llm, {"prompt": text, "multi_modal_data": {"video": [video]}})
+    output = greedy(llm, {"prompt": text, "multi_modal_data": {"video": [video]}}, MAX_TOKENS)
 
     inputs = processor(text=[text], videos=[frames], return_tensors="np", **hf_kwargs)
     assert inputs["video_grid_thw"].tolist() == [[2, 4, 4]]  # 4 frames -> 2 temporal patches
@@ -146,12 +129,14 @@ def test_image_arrays_give_what_transformers_gives_for_the_image(engine):
     from transformers import AutoModelForImageTextToText
 
     family, llm, processor = engine
-    image = _random_image(112, 84, seed=3)  # a new image: nothing of it in vLLM's caches
+    image = random_image(112, 84, seed=3)  # a new image: nothing of it in vLLM's caches
     array = np.asarray(image)
     assert not array.flags.writeable
-    text = _prompt(processor, "image", "Describe this image.")
+    text = chat_prompt(processor, "image", "Describe this image.")
     pinned = {"min_pixels": 112 * 84, "max_pixels": 112 * 84}
-    output = _greedy(llm, {"prompt": text, "multi_modal_data": {"image": [array]}, "mm_processor_kwargs": pinned})
+    output = greedy(
+        llm, {"prompt": text, "multi_modal_data": {"image": [array]}, "mm_processor_kwargs": pinned}, MAX_TOKENS
+    )
     inputs = processor(text=[text], images=[image], return_tensors="pt")
     assert list(output.prompt_token_ids) == inputs["input_ids"][0].tolist()
     model = AutoModelForImageTextToText.from_pretrained(llm.llm_engine.model_config.model, dtype=torch.float32).eval()
